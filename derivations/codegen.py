@@ -1,0 +1,234 @@
+"""Write ``mrs_numerics/_generated`` from the derivations: ``python -m derivations.codegen``.
+
+Emits, for the torch and numpy backends:
+
+- ``phi_<backend>.py``      φ_1 … φ_3 with a Taylor branch for |z| < SERIES_RADIUS (:mod:`derivations.phi`);
+- ``updates_<backend>.py``  one function per stage of every update (:mod:`derivations.updates`),
+                            returning the linear step coefficients (x, μ, outputs, noise);
+- ``registry.py``           backend-free metadata of every update: method, prediction, scheme,
+                            order, network calls, parameters, stages, and the proved local order;
+- the schedule modules of :mod:`derivations.schedule_codegen`.
+
+Nothing is emitted before it is proved: each update's polynomial exactness and local order
+(and, for singlestep updates, the state-dependent local order) are checked first, and a failed
+proof stops code generation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import sympy as sp
+
+from derivations import order_proofs
+from derivations.emit import function, header, module, write_modules
+from derivations.phi import MAX_ORDER, SERIES_RADIUS, phi_series, phi_stable_closed_form, series_terms
+from derivations.printers import PRINTERS
+from derivations.updates import UPDATE_INPUTS, Update, all_updates, stage_coefficients
+
+GENERATED_DIR = Path(__file__).resolve().parent.parent / "mrs_numerics" / "_generated"
+BACKENDS = ("torch", "numpy")
+
+_BACKEND_OPS = {
+    "torch": {"abs": "torch.abs", "where": "torch.where", "ones_like": "torch.ones_like"},
+    "numpy": {"abs": "numpy.abs", "where": "numpy.where", "ones_like": "numpy.ones_like"},
+}
+
+
+class ProofError(RuntimeError):
+    """A derivation's proof failed: nothing is generated from it."""
+
+
+def phi_function(k: int, backend: str) -> str:
+    """Source of ``phi_k`` for ``backend``: series branch inside the radius, expm1 form outside."""
+    z = sp.Symbol("z")
+    zs = sp.Symbol("z_safe")
+    terms = series_terms(k)
+    series = sp.horner(phi_series(k, z, terms), wrt=z)
+    closed = phi_stable_closed_form(k, zs)
+    ops = _BACKEND_OPS[backend]
+    code = PRINTERS[backend]
+    body = []
+    if backend == "numpy":
+        body.append("z = numpy.asarray(z)")
+        body.append("z = z.astype(numpy.result_type(z.dtype, numpy.float32))")
+    body += [
+        f"small = {ops['abs']}(z) < {float(SERIES_RADIUS)!r}",
+        f"z_safe = {ops['where']}(small, {ops['ones_like']}(z), z)",
+        f"series = {code(series)}",
+        f"closed = {code(closed)}",
+    ]
+    doc = (
+        f"φ_{k}(z) = (e^z − Σ_{{j<{k}}} z^j/j!)/z^{k}, elementwise.\n\n"
+        f"    |z| < {SERIES_RADIUS}: Taylor series Σ_{{j<{terms}}} z^j/(j+{k})! in Horner form "
+        "(tail below 1e-18 relative);\n"
+        "    elsewhere: the closed form with expm1. The unused branch sees z = 1 where |z| is small.\n    "
+    )
+    return function(f"phi_{k}", ["z"], doc, body, f"{ops['where']}(small, series, closed)")
+
+
+def phi_module(backend: str) -> str:
+    """The generated φ module for ``backend``."""
+    parts = [phi_function(k, backend) for k in range(1, MAX_ORDER + 1)]
+    return module("derivations.phi", "Exponential-integrator φ-functions φ_1 … φ_3.", backend, parts)
+
+
+def stage_function_name(update: Update, stage_name: str) -> str:
+    """Generated function name of a stage: ``<update>`` for the final step, else ``<update>_<stage>``."""
+    return update.name if stage_name == "step" else f"{update.name}_{stage_name}"
+
+
+def _fixed(update: Update) -> dict:
+    return dict(order_proofs.singlestep_fixed_parameters(update)) if update.scheme == "singlestep" else {}
+
+
+def _arguments(update: Update) -> list[sp.Symbol]:
+    fixed = _fixed(update)
+    return [sp.Symbol("h"), *[p for p in update.parameters if p not in fixed], *UPDATE_INPUTS]
+
+
+def stage_function(update: Update, stage_index: int, backend: str) -> str:
+    """Source of one stage's coefficient function for ``backend``."""
+    stage = update.stages[stage_index]
+    coefficients = stage_coefficients(update, stage)
+    fixed = _fixed(update)
+    outputs = [sp.sympify(e).subs(fixed) for e in (coefficients.x, coefficients.mu, *coefficients.outputs)]
+    has_noise = update.method == "sde"
+    if has_noise:
+        outputs.append(sp.sympify(coefficients.noise).subs(fixed))
+    replacements, reduced = sp.cse(outputs, symbols=sp.numbered_symbols("c"), optimizations="basic")
+    code = PRINTERS[backend]
+    body = [f"{name} = {code(expr)}" for name, expr in replacements]
+    names = [code(e) for e in reduced]
+    n_out = len(coefficients.outputs)
+    output_tuple = "(" + ", ".join(names[2 : 2 + n_out]) + ("," if n_out == 1 else "") + ")"
+    noise = names[-1] if has_noise else "None"
+    labels = ", ".join(stage.node_labels)
+    end = sp.sympify(stage.end).subs(fixed)
+    doc = (
+        f"Coefficients of {update.method.upper()} {update.prediction}-form {update.scheme} order-"
+        f"{update.order}, stage '{stage.name}'.\n\n"
+        f"    The stage ends at λ_s + ({end})·h; alpha_e, sigma_e are α, σ there. It returns\n"
+        f"    StepCoefficients(x, mu, outputs, noise) with\n"
+        f"        x_e = x·x_s + mu·μ + Σ_j outputs[j]·m_j + noise·z,   outputs ordered as ({labels}),\n"
+        "    m_j the network outputs in the solver's prediction form, z ~ N(0, I) (noise is None for ODEs).\n    "
+    )
+    args = [code(a) for a in _arguments(update)]
+    returns = f"StepCoefficients({names[0]}, {names[1]}, {output_tuple}, {noise})"
+    return function(stage_function_name(update, stage.name), args, doc, body, returns)
+
+
+def updates_module(backend: str, updates: Sequence[Update]) -> str:
+    """The generated update-coefficient module for ``backend``."""
+    parts = [
+        stage_function(update, i, backend) for update in updates for i in range(len(update.stages))
+    ]
+    imports = (
+        f"\nfrom mrs_numerics._generated.phi_{backend} import phi_1, phi_2, phi_3\n"
+        "from mrs_numerics._generated.types import StepCoefficients\n"
+    )
+    summary = "Step coefficients of every MR Sampler update (ODE/SDE, noise/data, multistep/singlestep)."
+    return module("derivations.updates", summary, backend, parts, extra_imports=imports)
+
+
+def types_module() -> str:
+    """Backend-free types shared by the generated update modules."""
+    return header("derivations.updates", "Types shared by the generated update modules.") + (
+        "\nfrom typing import Any, NamedTuple\n\n\n"
+        "class StepCoefficients(NamedTuple):\n"
+        '    """x_e = x·x_s + mu·μ + Σ_j outputs[j]·m_j + noise·z (noise is None for ODE updates)."""\n\n'
+        "    x: Any\n    mu: Any\n    outputs: tuple\n    noise: Any\n"
+    )
+
+
+def registry_module(updates: Sequence[Update], proved: dict[str, int]) -> str:
+    """Backend-free metadata of every update, with its proved local-error order."""
+    lines = [header("derivations.updates", "Registry of generated updates and their proved orders.")]
+    lines.append(
+        "\n# Each entry: method, prediction, scheme, order (global order proved via the local order),\n"
+        "# model_calls per step, parameters (ratio arguments after h), fixed parameters, stages\n"
+        "# (function name, end position as a SymPy expression in the parameters, node labels) and\n"
+        "# local_error_power p (local error O(h^p), proved in derivations.order_proofs).\n"
+    )
+    lines.append("UPDATES = {")
+    for update in updates:
+        fixed = _fixed(update)
+        params = [str(p) for p in update.parameters if p not in fixed]
+        stages = [
+            (stage_function_name(update, st.name), str(sp.sympify(st.end).subs(fixed)), st.node_labels)
+            for st in update.stages
+        ]
+        lines.append(f"    {update.name!r}: {{")
+        lines.append(f"        'method': {update.method!r},")
+        lines.append(f"        'prediction': {update.prediction!r},")
+        lines.append(f"        'scheme': {update.scheme!r},")
+        lines.append(f"        'order': {update.order},")
+        lines.append(f"        'model_calls': {update.model_calls},")
+        lines.append(f"        'parameters': {tuple(params)!r},")
+        lines.append(f"        'fixed_parameters': {({str(k): str(v) for k, v in fixed.items()})!r},")
+        lines.append(f"        'stages': {tuple(stages)!r},")
+        lines.append(f"        'local_error_power': {proved[update.name]},")
+        lines.append("    },")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def prove(update: Update) -> int:
+    """Run every proof of ``update``; return its local-error power or raise :class:`ProofError`."""
+    for stage in update.stages:
+        residual = order_proofs.exactness_residual(update, stage)
+        if residual != 0:
+            raise ProofError(f"{update.name} stage {stage.name}: not exact for polynomials: {residual}")
+    power, _ = order_proofs.local_error(update)
+    if power != update.order + 1:
+        raise ProofError(f"{update.name}: local error O(h^{power}), expected O(h^{update.order + 1})")
+    if update.scheme == "singlestep":
+        fixed = order_proofs.singlestep_fixed_parameters(update)
+        state_power, _ = order_proofs.state_dependent_local_error(update, fixed)
+        if state_power < update.order + 1:
+            raise ProofError(
+                f"{update.name}: state-dependent local error O(h^{state_power}), "
+                f"expected O(h^{update.order + 1})"
+            )
+    return power
+
+
+def render_updates() -> dict[str, str]:
+    """Relative path → source of the φ, update, type and registry modules (after the proofs)."""
+    updates = all_updates()
+    proved = {update.name: prove(update) for update in updates}
+    files = {"types.py": types_module(), "registry.py": registry_module(updates, proved)}
+    for backend in BACKENDS:
+        files[f"phi_{backend}.py"] = phi_module(backend)
+        files[f"updates_{backend}.py"] = updates_module(backend, updates)
+    return files
+
+
+def render_all() -> dict[str, str]:
+    """Every generated file of the package, relative to ``mrs_numerics/_generated``."""
+    from derivations.schedule_codegen import render_builtin_schedules
+
+    files = render_updates()
+    files.update(render_builtin_schedules())
+    files["__init__.py"] = header(
+        "derivations.codegen",
+        "Code generated from the SymPy derivations: φ-functions, update coefficients, schedules.",
+    )
+    return files
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Regenerate the package's generated code (or another folder given by ``--out``)."""
+    parser = argparse.ArgumentParser(prog="python -m derivations.codegen", description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=GENERATED_DIR, help="target folder (default: the package's _generated)")
+    args = parser.parse_args(argv)
+    written = write_modules(args.out, render_all())
+    sys.stdout.write(f"wrote {len(written)} files to {args.out}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,201 @@
+"""Symbolic local-order proofs of every generated update, with the step ratios left symbolic.
+
+Three statements are proved for an update whose final stage interpolates k outputs (order k):
+
+1. **Polynomial exactness.** If the network output is a polynomial of degree k − 1 in λ, every
+   stage reproduces the exact variation-of-constants integral ∫₀^E e^{κ(E−u)} m du: the residual,
+   with φ written through exponentials and the integral done by SymPy, simplifies to 0.
+2. **Local order (model along the exact path).** For a general smooth m(λ_s + u) = Σ d_n uⁿ/n!,
+   the residual's series in h starts at h^{k+1}: local error O(h^{k+1}), global order k. For a
+   multistep update this is the local truncation error (earlier outputs on the exact path).
+3. **Local order with a state-dependent model (singlestep).** Intermediate stages call the model at
+   approximate states, so (2) is not enough. In the variable v = y·F(λ_s)/F(λ) every MR equation
+   reads v' = e^{−κu} m(v, u) and every stage v_e = v_s + e^{−κE} Σ_j W_j m(v_j, u_j) (the
+   integrating factor drops out), so a generic polynomial model m(v, u) and a Picard series of
+   the exact v(h) prove the order. This is where r₂ = 2/3 is derived for the third-order
+   singlestep update: it is the root of the h³ coefficient.
+
+The exact integrals here never use the φ-identity that builds the weights: they expand the kernel
+exponential and integrate polynomials (statement 2, 3) or call ``sympy.integrate`` (statement 1).
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+import sympy as sp
+
+from derivations.phi import phi, phi_series
+from derivations.solutions import step_solution
+from derivations.symbols import h, u
+from derivations.updates import SINGLESTEP_THIRD_ORDER_R2, Stage, Update, kernel_weights, r2
+
+
+def _kappa(update: Update) -> sp.Integer:
+    return step_solution(update.method, update.prediction).kappa
+
+
+def truncate(expr: sp.Expr, var: sp.Symbol, degree: int) -> sp.Expr:
+    """Drop every term of the expanded ``expr`` of degree > ``degree`` in ``var``."""
+    poly = sp.Poly(sp.expand(expr), var)
+    return sum(
+        coeff * var**power
+        for (power,), coeff in poly.terms()
+        if power <= degree
+    )
+
+
+def _phi_as_series(expr: sp.Expr, degree: int) -> sp.Expr:
+    """Replace every φ_k(z) by its Taylor polynomial, enough terms for ``degree`` in h."""
+    return expr.replace(lambda e: isinstance(e, phi), lambda e: phi_series(int(e.args[0]), e.args[1], degree + 1))
+
+
+def exactness_residual(update: Update, stage: Stage) -> sp.Expr:
+    """Stage residual for a model polynomial of degree len(nodes) − 1 (zero when exact)."""
+    kappa = _kappa(update)
+    degree = len(stage.nodes) - 1
+    d = sp.symbols(f"d0:{degree + 1}", real=True)
+    poly = sum(d[n] * u**n for n in range(degree + 1))
+    end = stage.end * h
+    exact = sp.integrate(sp.exp(kappa * (end - u)) * poly, (u, 0, end))
+    weights = kernel_weights(stage, kappa)
+    approx = sum(w * poly.subs(u, a * h) for w, a in zip(weights, stage.nodes, strict=True))
+    return sp.simplify(sp.expand(exact - approx.rewrite(sp.exp)))
+
+
+def _kernel_integral_series(kappa: sp.Expr, end: sp.Expr, model: sp.Expr, degree: int) -> sp.Expr:
+    """∫₀^E e^{κ(E−u)} model(u) du as a polynomial in h to ``degree`` (exponential expanded)."""
+    w = sp.Symbol("w", real=True)
+    kernel = sum((kappa * (end - w)) ** j / sp.factorial(j) for j in range(degree + 1))
+    integrand = truncate(kernel * model.subs(u, w), h, degree)
+    return truncate(sp.integrate(sp.expand(integrand), (w, 0, end)), h, degree)
+
+
+@cache
+def local_error(update: Update) -> tuple[int, sp.Expr]:
+    """(p, c): the final stage's residual for a general smooth model along the path is c·h^p + …
+
+    ``p`` is the lowest power of h with a non-zero coefficient (order k ⇔ p = k + 1).
+    """
+    stage = update.stages[-1]
+    degree = update.order + 2
+    d = sp.symbols(f"d0:{degree + 1}", real=True)
+    model = sum(d[n] * u**n / sp.factorial(n) for n in range(degree + 1))
+    kappa = _kappa(update)
+    exact = _kernel_integral_series(kappa, stage.end * h, model, degree)
+    weights = kernel_weights(stage, kappa)
+    approx = sum(w * model.subs(u, a * h) for w, a in zip(weights, stage.nodes, strict=True))
+    residual = truncate(exact - _phi_as_series(approx, degree), h, degree)
+    return _leading(residual, degree)
+
+
+def _leading(residual: sp.Expr, degree: int) -> tuple[int, sp.Expr]:
+    poly = sp.Poly(sp.expand(residual), h)
+    for power in range(degree + 1):
+        coeff = sp.factor(poly.coeff_monomial(h**power))
+        if coeff != 0:
+            return power, coeff
+    return degree + 1, sp.Integer(0)
+
+
+def _truncated(poly, degree: int):
+    """Drop the terms of a ring element whose h-degree (first generator) exceeds ``degree``."""
+    return poly.ring({m: c for m, c in poly.items() if m[0] <= degree})
+
+
+def _integrate_in_h(poly):
+    """∫₀^h of a ring element in its first generator h, term by term."""
+    ring = poly.ring
+    return ring({(m[0] + 1, *m[1:]): c / (m[0] + 1) for m, c in poly.items()})
+
+
+def _power(poly, exponent: int):
+    """poly**exponent with 0**0 = 1 (ring elements refuse it)."""
+    return poly.ring.one if exponent == 0 else poly**exponent
+
+
+def _series_exp(ring, z, degree: int):
+    """Truncated exponential Σ_{j≤degree} z^j/j! of a ring element z with no constant term."""
+    total, term = ring.one, ring.one
+    for j in range(1, degree + 1):
+        term = _truncated(term * z, degree) * sp.Rational(1, j)
+        total += term
+    return total
+
+
+@cache
+def state_dependent_local_error(update: Update, fixed: tuple = ()) -> tuple[int, sp.Expr]:
+    """(p, c): residual c·h^p + … of the whole update for a generic state-dependent model.
+
+    The model m(v, u) = Σ_{a+b<k} c_ab v^a u^b is generic up to the degree that can reach h^k;
+    the residual is computed to h^k (a k-th order update must cancel h^0 … h^k). Sparse
+    polynomial rings over Q(ratios) keep this exact and fast. ``fixed`` is a tuple of
+    (symbol, value) pairs substituted into the stage positions; p = k + 1 means "no residual up
+    to h^k", i.e. local error O(h^{k+1}).
+    """
+    degree = update.order
+    fixed_values = dict(fixed)
+    stages = [_substituted(stage, fixed_values) for stage in update.stages]
+    ratios = sorted(
+        {s for st in stages for e in (*st.nodes, st.end) for s in sp.sympify(e).free_symbols},
+        key=str,
+    )
+    exponents = [(a, b) for a in range(degree) for b in range(degree - a)]
+    coefficients = [sp.Symbol(f"c_{a}{b}", real=True) for a, b in exponents]
+    v0 = sp.Symbol("v0", real=True)
+    domain = sp.QQ.frac_field(*ratios) if ratios else sp.QQ
+    ring, H, V0, *C = sp.ring([h, v0, *coefficients], domain)
+
+    def model(state, position):
+        total = ring.zero
+        for (a, b), c in zip(exponents, C, strict=True):
+            total += c * _truncated(_power(state, a) * _power(position, b), degree)
+        return _truncated(total, degree)
+
+    kappa = _kappa(update)
+    values = {"m0": model(V0, ring.zero)}
+    state = V0
+    for stage in stages:
+        end = ring(stage.end) * H
+        weights = [ring(_phi_as_series(w, degree)) for w in kernel_weights(stage, kappa)]
+        damping = _series_exp(ring, -kappa * end, degree)
+        total = sum(
+            (w * values[label] for w, label in zip(weights, stage.node_labels, strict=True)),
+            ring.zero,
+        )
+        state = V0 + _truncated(damping * total, degree)
+        values[stage.name] = model(state, end)
+    path = V0
+    damping = _series_exp(ring, -kappa * H, degree)
+    for _ in range(degree + 1):
+        path = V0 + _integrate_in_h(_truncated(damping * model(path, H), degree - 1))
+    residual = (path - state).as_expr()
+    return _leading(residual, degree)
+
+
+def _substituted(stage: Stage, values: dict) -> Stage:
+    return Stage(
+        stage.name,
+        tuple(sp.sympify(n).subs(values) for n in stage.nodes),
+        stage.node_labels,
+        sp.sympify(stage.end).subs(values),
+    )
+
+
+def third_order_singlestep_condition(update: Update) -> list[sp.Expr]:
+    """Values of r₂ that cancel the h³ term of the state-dependent residual (for any r₁, model)."""
+    power, coeff = state_dependent_local_error(update)
+    if power != update.order:
+        raise ValueError(f"expected an h^3 leading residual before fixing r2, got h^{power}")
+    numerator = sp.numer(sp.together(coeff))
+    polynomial = sp.Poly(numerator, *sorted(numerator.free_symbols - {r2}, key=str))
+    conditions = set()
+    for c in polynomial.coeffs():
+        conditions |= set(sp.solve(c, r2))
+    common = [root for root in conditions if all(sp.simplify(c.subs(r2, root)) == 0 for c in polynomial.coeffs())]
+    return sorted(common, key=sp.default_sort_key)
+
+
+def singlestep_fixed_parameters(update: Update) -> tuple:
+    """Stage positions fixed by the order conditions: ((r₂, 2/3),) for third order, else ()."""
+    return ((r2, SINGLESTEP_THIRD_ORDER_R2),) if update.order == 3 else ()

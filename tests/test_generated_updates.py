@@ -1,0 +1,132 @@
+"""The generated step coefficients integrate polynomial models exactly (numerically, float64).
+
+Independent of the derivation: the reference integrates the λ-form equation itself,
+dy/dλ = a(λ) y + b(λ) with y = x − μ, by scipy's DOP853 at tight tolerances, and the SDE noise
+variance from dV/dλ = 2a V + 2σ². The generated coefficients are applied to a model that is a
+polynomial of degree k − 1 in λ (data form: x̂₀ − μ; noise form: ε̂), which a k-th order update
+must reproduce exactly, on non-uniform steps.
+"""
+
+import numpy as np
+import pytest
+import torch
+from scipy.integrate import solve_ivp
+
+from mrs_numerics._generated import registry, updates_numpy, updates_torch
+
+UPDATES = registry.UPDATES
+
+
+def _sigma(lam, big_lambda):
+    return big_lambda / np.sqrt(1.0 + big_lambda**2 * np.exp(2.0 * lam))
+
+
+def _alpha(lam, big_lambda):
+    return np.exp(lam) * _sigma(lam, big_lambda)
+
+
+def _drift(method, prediction, big_lambda, model, mu):
+    """The λ-equation of theory.md §2 in y = x − μ, written from the t-form (not from the solutions)."""
+    factor = 1.0 if method == "ode" else 2.0
+
+    def rhs(lam, y):
+        s, a = _sigma(lam, big_lambda), _alpha(lam, big_lambda)
+        if prediction == "noise":
+            return (s**2 / big_lambda**2) * y - factor * s * model(lam)
+        eps = (y - a * (model(lam) + mu - mu)) / s
+        return (s**2 / big_lambda**2) * y - factor * s * eps
+
+    return rhs
+
+
+def _reference(method, prediction, big_lambda, model, mu, y_s, lam_s, lam_e):
+    rhs = _drift(method, prediction, big_lambda, model, mu)
+    mean = solve_ivp(rhs, (lam_s, lam_e), [y_s], method="DOP853", rtol=1e-13, atol=1e-15).y[0, -1]
+    if method == "ode":
+        return mean, 0.0
+
+    def variance_rhs(lam, v):
+        s = _sigma(lam, big_lambda)
+        a = s**2 / big_lambda**2 - (2.0 if prediction == "data" else 0.0)
+        return 2.0 * a * v + 2.0 * s**2
+
+    var = solve_ivp(variance_rhs, (lam_s, lam_e), [0.0], method="DOP853", rtol=1e-13, atol=1e-18).y[0, -1]
+    return mean, var
+
+
+def _eval_end(expression, params):
+    return float(eval(expression, {}, dict(params)))  # noqa: S307 - registry ends are "1", "r1", "2/3"
+
+
+CASES = [(name, seed) for name in UPDATES for seed in range(3)]
+
+
+@pytest.mark.parametrize(("name", "seed"), CASES)
+def test_generated_update_is_exact_for_polynomial_models(name, seed):
+    info = UPDATES[name]
+    rng = np.random.default_rng(seed)
+    big_lambda = rng.uniform(0.1, 1.0)
+    lam_s = rng.uniform(-2.0, 2.0)
+    h = rng.uniform(0.05, 0.8)
+    params = {p: rng.uniform(0.3, 0.9) if info["scheme"] == "singlestep" else rng.uniform(0.5, 2.0) for p in info["parameters"]}
+    coeffs_poly = rng.normal(size=info["order"])
+    mu = 0.3
+    y_s = rng.normal()
+    ratios = [params[p] for p in info["parameters"]]
+    nodes = {"m0": lam_s}
+    if info["scheme"] == "multistep":
+        for j, ratio in enumerate(ratios, start=1):
+            nodes[f"m{j}"] = nodes[f"m{j - 1}"] - ratio * h
+    a_s, s_s = _alpha(lam_s, big_lambda), _sigma(lam_s, big_lambda)
+    for function_name, end, labels in info["stages"]:
+        # a stage through n nodes is exact for polynomials of degree n - 1 (its own order)
+        stage_coeffs = coeffs_poly[: len(labels)]
+
+        def model(lam, stage_coeffs=stage_coeffs):
+            return sum(c * (lam - lam_s) ** n for n, c in enumerate(stage_coeffs))
+
+        lam_e = lam_s + _eval_end(end, params) * h
+        a_e, s_e = _alpha(lam_e, big_lambda), _sigma(lam_e, big_lambda)
+        args = (h, *ratios, a_s, s_s, a_e, s_e)
+        c = getattr(updates_numpy, function_name)(*args)
+        shift = 0.0 if info["prediction"] == "noise" else mu
+        m = [model(nodes[label]) + shift for label in labels]
+        x_e = c.x * (y_s + mu) + c.mu * mu + sum(w * v for w, v in zip(c.outputs, m, strict=True))
+        mean, var = _reference(info["method"], info["prediction"], big_lambda, model, mu, y_s, lam_s, lam_e)
+        assert x_e - mu == pytest.approx(mean, rel=1e-9, abs=1e-11), function_name
+        if info["method"] == "sde":
+            assert c.noise**2 == pytest.approx(var, rel=1e-9)
+        else:
+            assert c.noise is None
+        nodes[function_name.rsplit("_", 1)[-1]] = lam_e
+
+        torch_args = [torch.tensor(v, dtype=torch.float64) for v in args]
+        ct = getattr(updates_torch, function_name)(*torch_args)
+        assert float(ct.x) == pytest.approx(c.x, rel=1e-15)
+        assert float(ct.mu) == pytest.approx(c.mu, rel=1e-13, abs=1e-15)
+        for wt, wn in zip(ct.outputs, c.outputs, strict=True):
+            assert float(wt) == pytest.approx(wn, rel=1e-13, abs=1e-15)
+
+
+def test_generated_coefficients_broadcast_over_a_whole_grid():
+    """Coefficients are computed once for every step of a grid: vector inputs, vector outputs."""
+    h = torch.linspace(0.1, 0.5, 7, dtype=torch.float64)
+    r1 = torch.full_like(h, 0.8)
+    ones = torch.ones_like(h)
+    c = updates_torch.ode_data_multistep_2(h, r1, 0.5 * ones, 0.2 * ones, 0.6 * ones, 0.1 * ones)
+    assert c.x.shape == h.shape and c.mu.shape == h.shape
+    assert all(w.shape == h.shape for w in c.outputs)
+    assert c.x.dtype == torch.float64
+
+
+def test_registry_declares_orders_calls_and_proved_local_error():
+    for name, info in UPDATES.items():
+        assert name == f"{info['method']}_{info['prediction']}_{info['scheme']}_{info['order']}"
+        assert info["local_error_power"] == info["order"] + 1
+        assert info["model_calls"] == (1 if info["scheme"] == "multistep" else len(info["stages"]))
+    orders = {(i["method"], i["scheme"]): set() for i in UPDATES.values()}
+    for info in UPDATES.values():
+        orders[(info["method"], info["scheme"])].add(info["order"])
+    assert orders[("ode", "multistep")] == {1, 2, 3}
+    assert orders[("sde", "multistep")] == {1, 2}
+    assert orders[("ode", "singlestep")] == {2, 3}
