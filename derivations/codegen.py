@@ -2,9 +2,11 @@
 
 Emits, for the torch and numpy backends:
 
-- ``phi_<backend>.py``      φ_1 … φ_3 with a Taylor branch for |z| < SERIES_RADIUS (:mod:`derivations.phi`);
+- ``phi_<backend>.py``      φ_1 … φ_3 with a Taylor branch near 0 (:mod:`derivations.phi`);
 - ``updates_<backend>.py``  one function per stage of every update (:mod:`derivations.updates`),
                             returning the linear step coefficients (x, μ, outputs, noise);
+- ``parameterization_<backend>.py`` conversions among predictions
+  (:mod:`derivations.parameterization`);
 - ``registry.py``           backend-free metadata of every update: method, prediction, scheme,
                             order, network calls, parameters, stages, and the proved local order;
 - the schedule modules of :mod:`derivations.schedule_codegen`.
@@ -23,10 +25,17 @@ from pathlib import Path
 
 import sympy as sp
 
-from derivations import order_proofs
+from derivations import order_proofs, parameterization
 from derivations.emit import function, header, module, write_modules
-from derivations.phi import MAX_ORDER, SERIES_RADIUS, phi_series, phi_stable_closed_form, series_terms
+from derivations.phi import (
+    MAX_ORDER,
+    SERIES_RADIUS,
+    phi_series,
+    phi_stable_closed_form,
+    series_terms,
+)
 from derivations.printers import PRINTERS
+from derivations.symbols import Lambda
 from derivations.updates import UPDATE_INPUTS, Update, all_updates, stage_coefficients
 
 GENERATED_DIR = Path(__file__).resolve().parent.parent / "mrs_numerics" / "_generated"
@@ -65,7 +74,8 @@ def phi_function(k: int, backend: str) -> str:
         f"φ_{k}(z) = (e^z − Σ_{{j<{k}}} z^j/j!)/z^{k}, elementwise.\n\n"
         f"    |z| < {SERIES_RADIUS}: Taylor series Σ_{{j<{terms}}} z^j/(j+{k})! in Horner form "
         "(tail below 1e-18 relative);\n"
-        "    elsewhere: the closed form with expm1. The unused branch sees z = 1 where |z| is small.\n    "
+        "    elsewhere: the closed form with expm1.\n"
+        "    The unused branch sees z = 1 where |z| is small, so it stays finite.\n    "
     )
     return function(f"phi_{k}", ["z"], doc, body, f"{ops['where']}(small, series, closed)")
 
@@ -73,16 +83,22 @@ def phi_function(k: int, backend: str) -> str:
 def phi_module(backend: str) -> str:
     """The generated φ module for ``backend``."""
     parts = [phi_function(k, backend) for k in range(1, MAX_ORDER + 1)]
-    return module("derivations.phi", "Exponential-integrator φ-functions φ_1 … φ_3.", backend, parts)
+    return module(
+        "derivations.phi", "Exponential-integrator φ-functions φ_1 … φ_3.", backend, parts
+    )
 
 
 def stage_function_name(update: Update, stage_name: str) -> str:
-    """Generated function name of a stage: ``<update>`` for the final step, else ``<update>_<stage>``."""
+    """Generated name of a stage: ``<update>`` for the final step, else ``<update>_<stage>``."""
     return update.name if stage_name == "step" else f"{update.name}_{stage_name}"
 
 
 def _fixed(update: Update) -> dict:
-    return dict(order_proofs.singlestep_fixed_parameters(update)) if update.scheme == "singlestep" else {}
+    return (
+        dict(order_proofs.singlestep_fixed_parameters(update))
+        if update.scheme == "singlestep"
+        else {}
+    )
 
 
 def _arguments(update: Update) -> list[sp.Symbol]:
@@ -95,7 +111,9 @@ def stage_function(update: Update, stage_index: int, backend: str) -> str:
     stage = update.stages[stage_index]
     coefficients = stage_coefficients(update, stage)
     fixed = _fixed(update)
-    outputs = [sp.sympify(e).subs(fixed) for e in (coefficients.x, coefficients.mu, *coefficients.outputs)]
+    outputs = [
+        sp.sympify(e).subs(fixed) for e in (coefficients.x, coefficients.mu, *coefficients.outputs)
+    ]
     has_noise = update.method == "sde"
     if has_noise:
         outputs.append(sp.sympify(coefficients.noise).subs(fixed))
@@ -113,8 +131,9 @@ def stage_function(update: Update, stage_index: int, backend: str) -> str:
         f"{update.order}, stage '{stage.name}'.\n\n"
         f"    The stage ends at λ_s + ({end})·h; alpha_e, sigma_e are α, σ there. It returns\n"
         f"    StepCoefficients(x, mu, outputs, noise) with\n"
-        f"        x_e = x·x_s + mu·μ + Σ_j outputs[j]·m_j + noise·z,   outputs ordered as ({labels}),\n"
-        "    m_j the network outputs in the solver's prediction form, z ~ N(0, I) (noise is None for ODEs).\n    "
+        "        x_e = x·x_s + mu·μ + Σ_j outputs[j]·m_j + noise·z,\n"
+        f"    outputs ordered as ({labels}), m_j the network outputs in the solver's\n"
+        "    prediction form, z ~ N(0, I) (noise is None for ODEs).\n    "
     )
     args = [code(a) for a in _arguments(update)]
     returns = f"StepCoefficients({names[0]}, {names[1]}, {output_tuple}, {noise})"
@@ -130,7 +149,9 @@ def updates_module(backend: str, updates: Sequence[Update]) -> str:
         f"\nfrom mrs_numerics._generated.phi_{backend} import phi_1, phi_2, phi_3\n"
         "from mrs_numerics._generated.types import StepCoefficients\n"
     )
-    summary = "Step coefficients of every MR Sampler update (ODE/SDE, noise/data, multistep/singlestep)."
+    summary = (
+        "Step coefficients of every MR Sampler update (ODE/SDE, noise/data, multistep/singlestep)."
+    )
     return module("derivations.updates", summary, backend, parts, extra_imports=imports)
 
 
@@ -139,16 +160,18 @@ def types_module() -> str:
     return header("derivations.updates", "Types shared by the generated update modules.") + (
         "\nfrom typing import Any, NamedTuple\n\n\n"
         "class StepCoefficients(NamedTuple):\n"
-        '    """x_e = x·x_s + mu·μ + Σ_j outputs[j]·m_j + noise·z (noise is None for ODE updates)."""\n\n'
+        '    """x_e = x·x_s + mu·μ + Σ_j outputs[j]·m_j + noise·z (noise None for ODEs)."""\n\n'
         "    x: Any\n    mu: Any\n    outputs: tuple\n    noise: Any\n"
     )
 
 
 def registry_module(updates: Sequence[Update], proved: dict[str, int]) -> str:
     """Backend-free metadata of every update, with its proved local-error order."""
-    lines = [header("derivations.updates", "Registry of generated updates and their proved orders.")]
+    lines = [
+        header("derivations.updates", "Registry of generated updates and their proved orders.")
+    ]
     lines.append(
-        "\n# Each entry: method, prediction, scheme, order (global order proved via the local order),\n"
+        "\n# Each entry: method, prediction, scheme, order (global order, via the local order),\n"
         "# model_calls per step, parameters (ratio arguments after h), fixed parameters, stages\n"
         "# (function name, end position as a SymPy expression in the parameters, node labels) and\n"
         "# local_error_power p (local error O(h^p), proved in derivations.order_proofs).\n"
@@ -158,7 +181,11 @@ def registry_module(updates: Sequence[Update], proved: dict[str, int]) -> str:
         fixed = _fixed(update)
         params = [str(p) for p in update.parameters if p not in fixed]
         stages = [
-            (stage_function_name(update, st.name), str(sp.sympify(st.end).subs(fixed)), st.node_labels)
+            (
+                stage_function_name(update, st.name),
+                str(sp.sympify(st.end).subs(fixed)),
+                st.node_labels,
+            )
             for st in update.stages
         ]
         lines.append(f"    {update.name!r}: {{")
@@ -168,7 +195,9 @@ def registry_module(updates: Sequence[Update], proved: dict[str, int]) -> str:
         lines.append(f"        'order': {update.order},")
         lines.append(f"        'model_calls': {update.model_calls},")
         lines.append(f"        'parameters': {tuple(params)!r},")
-        lines.append(f"        'fixed_parameters': {({str(k): str(v) for k, v in fixed.items()})!r},")
+        lines.append(
+            f"        'fixed_parameters': { ({str(k): str(v) for k, v in fixed.items()})!r},"
+        )
         lines.append(f"        'stages': {tuple(stages)!r},")
         lines.append(f"        'local_error_power': {proved[update.name]},")
         lines.append("    },")
@@ -181,10 +210,14 @@ def prove(update: Update) -> int:
     for stage in update.stages:
         residual = order_proofs.exactness_residual(update, stage)
         if residual != 0:
-            raise ProofError(f"{update.name} stage {stage.name}: not exact for polynomials: {residual}")
+            raise ProofError(
+                f"{update.name} stage {stage.name}: not exact for polynomials: {residual}"
+            )
     power, _ = order_proofs.local_error(update)
     if power != update.order + 1:
-        raise ProofError(f"{update.name}: local error O(h^{power}), expected O(h^{update.order + 1})")
+        raise ProofError(
+            f"{update.name}: local error O(h^{power}), expected O(h^{update.order + 1})"
+        )
     if update.scheme == "singlestep":
         fixed = order_proofs.singlestep_fixed_parameters(update)
         state_power, _ = order_proofs.state_dependent_local_error(update, fixed)
@@ -196,6 +229,26 @@ def prove(update: Update) -> int:
     return power
 
 
+def conversion_module(backend: str) -> str:
+    """Prediction conversions (noise/data/velocity/score → noise or data) for ``backend``."""
+    max_sigma = sp.Symbol("max_sigma")
+    code = PRINTERS[backend]
+    parts = []
+    for name, expr in parameterization.CONVERSIONS.items():
+        target, source = name.split("_from_")
+        printed = code(expr.subs(Lambda, max_sigma))
+        doc = (
+            f"{target} prediction from a {source} prediction ``out`` at state x, condition mu.\n\n"
+            "    alpha, sigma: schedule values at the state's time (broadcastable);\n"
+            "    max_sigma: Λ.\n    "
+        )
+        parts.append(
+            function(name, ["x", "mu", "out", "alpha", "sigma", "max_sigma"], doc, [], printed)
+        )
+    summary = "Conversions among noise, data, velocity and score predictions (with μ)."
+    return module("derivations.parameterization", summary, backend, parts)
+
+
 def render_updates() -> dict[str, str]:
     """Relative path → source of the φ, update, type and registry modules (after the proofs)."""
     updates = all_updates()
@@ -204,6 +257,7 @@ def render_updates() -> dict[str, str]:
     for backend in BACKENDS:
         files[f"phi_{backend}.py"] = phi_module(backend)
         files[f"updates_{backend}.py"] = updates_module(backend, updates)
+        files[f"parameterization_{backend}.py"] = conversion_module(backend)
     return files
 
 
@@ -222,8 +276,15 @@ def render_all() -> dict[str, str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Regenerate the package's generated code (or another folder given by ``--out``)."""
-    parser = argparse.ArgumentParser(prog="python -m derivations.codegen", description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=GENERATED_DIR, help="target folder (default: the package's _generated)")
+    parser = argparse.ArgumentParser(
+        prog="python -m derivations.codegen", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=GENERATED_DIR,
+        help="target folder (default: the package's _generated)",
+    )
     args = parser.parse_args(argv)
     written = write_modules(args.out, render_all())
     sys.stdout.write(f"wrote {len(written)} files to {args.out}\n")

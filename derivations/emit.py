@@ -37,10 +37,13 @@ def function(name: str, args: list[str], doc: str, body: list[str], returns: str
     return "\n".join(lines) + "\n"
 
 
-def module(source: str, summary: str, backend: str, parts: list[str], extra_imports: str = "") -> str:
+def module(
+    source: str, summary: str, backend: str, parts: list[str], extra_imports: str = ""
+) -> str:
     """A whole generated module: header, imports, then ``parts`` separated by blank lines."""
     body = "\n\n".join(parts)
-    imports = ("import math\n\n" if "math." in body else "") + BACKEND_IMPORTS[backend]
+    used = [("import math\n", "math." in body), (BACKEND_IMPORTS[backend], f"{backend}." in body)]
+    imports = "\n".join(block for block, is_used in used if is_used)
     return header(source, summary) + "\n" + imports + extra_imports + "\n\n" + body
 
 

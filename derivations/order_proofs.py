@@ -25,7 +25,7 @@ from functools import cache
 
 import sympy as sp
 
-from derivations.phi import phi, phi_series
+from derivations.phi import Phi, phi_series
 from derivations.solutions import step_solution
 from derivations.symbols import h, u
 from derivations.updates import SINGLESTEP_THIRD_ORDER_R2, Stage, Update, kernel_weights, r2
@@ -38,16 +38,14 @@ def _kappa(update: Update) -> sp.Integer:
 def truncate(expr: sp.Expr, var: sp.Symbol, degree: int) -> sp.Expr:
     """Drop every term of the expanded ``expr`` of degree > ``degree`` in ``var``."""
     poly = sp.Poly(sp.expand(expr), var)
-    return sum(
-        coeff * var**power
-        for (power,), coeff in poly.terms()
-        if power <= degree
-    )
+    return sum(coeff * var**power for (power,), coeff in poly.terms() if power <= degree)
 
 
 def _phi_as_series(expr: sp.Expr, degree: int) -> sp.Expr:
     """Replace every φ_k(z) by its Taylor polynomial, enough terms for ``degree`` in h."""
-    return expr.replace(lambda e: isinstance(e, phi), lambda e: phi_series(int(e.args[0]), e.args[1], degree + 1))
+    return expr.replace(
+        lambda e: isinstance(e, Phi), lambda e: phi_series(int(e.args[0]), e.args[1], degree + 1)
+    )
 
 
 def exactness_residual(update: Update, stage: Stage) -> sp.Expr:
@@ -192,7 +190,11 @@ def third_order_singlestep_condition(update: Update) -> list[sp.Expr]:
     conditions = set()
     for c in polynomial.coeffs():
         conditions |= set(sp.solve(c, r2))
-    common = [root for root in conditions if all(sp.simplify(c.subs(r2, root)) == 0 for c in polynomial.coeffs())]
+    common = [
+        root
+        for root in conditions
+        if all(sp.simplify(c.subs(r2, root)) == 0 for c in polynomial.coeffs())
+    ]
     return sorted(common, key=sp.default_sort_key)
 
 

@@ -31,7 +31,7 @@ TRUNCATION_TOLERANCE = sp.Rational(1, 10**18)
 """Relative bound on the dropped tail of the series on |z| ≤ SERIES_RADIUS."""
 
 
-class phi(sp.Function):
+class Phi(sp.Function):
     """φ_k(z), the k-th exponential-integrator function (k ≥ 1 an integer)."""
 
     nargs = 2
@@ -67,13 +67,13 @@ def phi_series(k: int, z: sp.Expr, terms: int) -> sp.Expr:
 
 
 def phi_stable_closed_form(k: int, z: sp.Expr) -> sp.Expr:
-    """(expm1(z) − Σ_{1≤j<k} z^j/j!) / z^k: the closed form with the leading cancellation removed."""
+    """(expm1(z) − Σ_{1≤j<k} z^j/j!) / z^k: the closed form without the leading cancellation."""
     return (expm1(z) - sum(z**j / sp.factorial(j) for j in range(1, k))) / z**k
 
 
 def kernel_moment(a: sp.Expr, end: sp.Expr, n: int) -> sp.Expr:
     """E^{n+1} φ_{n+1}(aE) = ∫₀^E e^{a(E−u)} u^n/n! du."""
-    return end ** (n + 1) * phi(n + 1, a * end)
+    return end ** (n + 1) * Phi(n + 1, a * end)
 
 
 @cache

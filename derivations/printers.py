@@ -19,7 +19,7 @@ _SETTINGS = {"fully_qualified_modules": True, "strict": True}
 class _PhiMixin:
     """Prints φ_k(z) as ``phi_k(z)`` and exact rationals as correctly rounded float literals."""
 
-    def _print_phi(self, expr):
+    def _print_Phi(self, expr):
         k, z = expr.args
         return f"phi_{int(k)}({self._print(z)})"
 

@@ -42,7 +42,7 @@ import sympy as sp
 from sympy.codegen.cfunctions import expm1
 
 from derivations import forward, log_snr
-from derivations.symbols import Lambda, h, lam, lam_s, lam_t, mu, t, theta, u
+from derivations.symbols import Lambda, h, lam, lam_s, mu, t, theta, u
 
 METHODS = ("ode", "sde")
 PREDICTIONS = ("noise", "data")

@@ -17,8 +17,8 @@ with L_j the Lagrange basis on the unit nodes a_j. The weight of output m_j is t
 
 Multistep (one new network call per step): nodes 0, −r₁, −(r₁ + r₂), … with
 r_i = (λ_{s−i+1} − λ_{s−i})/h the earlier step sizes in units of h (left symbolic).
-Singlestep (extra calls inside the step): stages end at λ_s + c h with c ∈ (0, 1), each a lower-order
-update whose output becomes a node of the next.
+Singlestep (extra calls inside the step): stages end at λ_s + c h with c ∈ (0, 1), each a
+lower-order update whose output becomes a node of the next.
 
 - order 2: stage at r (first order), final on nodes {0, r};
 - order 3: stage at r₁ (first order), stage at r₂ on nodes {0, r₁}, final on nodes {0, r₁, r₂}.
@@ -40,7 +40,15 @@ from functools import cache
 import sympy as sp
 
 from derivations.phi import kernel_moment
-from derivations.solutions import METHODS, PREDICTIONS, alpha_s, alpha_t, sigma_s, sigma_t, step_solution
+from derivations.solutions import (
+    METHODS,
+    PREDICTIONS,
+    alpha_s,
+    alpha_t,
+    sigma_s,
+    sigma_t,
+    step_solution,
+)
 from derivations.symbols import h, u
 
 r, r1, r2 = sp.symbols("r r1 r2", positive=True)
@@ -166,8 +174,7 @@ def kernel_weights(stage: Stage, kappa: sp.Expr) -> tuple[sp.Expr, ...]:
     weights = []
     for row in lagrange_derivatives(stage.nodes):
         weight = sum(
-            derivative / h**n * kernel_moment(kappa, end, n)
-            for n, derivative in enumerate(row)
+            derivative / h**n * kernel_moment(kappa, end, n) for n, derivative in enumerate(row)
         )
         weights.append(sp.factor_terms(sp.expand(weight)))
     return tuple(weights)
@@ -197,7 +204,7 @@ def stage_coefficients(update: Update, stage: Stage) -> StageCoefficients:
 
 
 def taylor_expansion(method: str, prediction: str, order: int) -> sp.Expr:
-    """Σ_{n<order} scale h^{n+1} φ_{n+1}(κh) m^{(n)}(λ_s): the truncated Taylor-φ form of the integral."""
+    """Σ_{n<order} scale h^{n+1} φ_{n+1}(κh) m^{(n)}(λ_s): the truncated Taylor-φ integral."""
     solved = step_solution(method, prediction)
     m = sp.Function("m")
     return sum(

@@ -26,7 +26,7 @@ def _alpha(lam, big_lambda):
 
 
 def _drift(method, prediction, big_lambda, model, mu):
-    """The λ-equation of theory.md §2 in y = x − μ, written from the t-form (not from the solutions)."""
+    """The λ-equation of theory.md §2 in y = x − μ, from the t-form (not from the solutions)."""
     factor = 1.0 if method == "ode" else 2.0
 
     def rhs(lam, y):
@@ -50,12 +50,14 @@ def _reference(method, prediction, big_lambda, model, mu, y_s, lam_s, lam_e):
         a = s**2 / big_lambda**2 - (2.0 if prediction == "data" else 0.0)
         return 2.0 * a * v + 2.0 * s**2
 
-    var = solve_ivp(variance_rhs, (lam_s, lam_e), [0.0], method="DOP853", rtol=1e-13, atol=1e-18).y[0, -1]
+    var = solve_ivp(variance_rhs, (lam_s, lam_e), [0.0], method="DOP853", rtol=1e-13, atol=1e-18).y[
+        0, -1
+    ]
     return mean, var
 
 
 def _eval_end(expression, params):
-    return float(eval(expression, {}, dict(params)))  # noqa: S307 - registry ends are "1", "r1", "2/3"
+    return float(eval(expression, {}, dict(params)))
 
 
 CASES = [(name, seed) for name in UPDATES for seed in range(3)]
@@ -68,7 +70,10 @@ def test_generated_update_is_exact_for_polynomial_models(name, seed):
     big_lambda = rng.uniform(0.1, 1.0)
     lam_s = rng.uniform(-2.0, 2.0)
     h = rng.uniform(0.05, 0.8)
-    params = {p: rng.uniform(0.3, 0.9) if info["scheme"] == "singlestep" else rng.uniform(0.5, 2.0) for p in info["parameters"]}
+    params = {
+        p: rng.uniform(0.3, 0.9) if info["scheme"] == "singlestep" else rng.uniform(0.5, 2.0)
+        for p in info["parameters"]
+    }
     coeffs_poly = rng.normal(size=info["order"])
     mu = 0.3
     y_s = rng.normal()
@@ -92,7 +97,9 @@ def test_generated_update_is_exact_for_polynomial_models(name, seed):
         shift = 0.0 if info["prediction"] == "noise" else mu
         m = [model(nodes[label]) + shift for label in labels]
         x_e = c.x * (y_s + mu) + c.mu * mu + sum(w * v for w, v in zip(c.outputs, m, strict=True))
-        mean, var = _reference(info["method"], info["prediction"], big_lambda, model, mu, y_s, lam_s, lam_e)
+        mean, var = _reference(
+            info["method"], info["prediction"], big_lambda, model, mu, y_s, lam_s, lam_e
+        )
         assert x_e - mu == pytest.approx(mean, rel=1e-9, abs=1e-11), function_name
         if info["method"] == "sde":
             assert c.noise**2 == pytest.approx(var, rel=1e-9)

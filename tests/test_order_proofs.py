@@ -27,7 +27,9 @@ def test_local_error_starts_at_h_to_the_order_plus_one(update):
     assert coefficient != 0
 
 
-@pytest.mark.parametrize("update", [u for u in UPDATES if u.scheme == "multistep" and u.order > 1], ids=_ids)
+@pytest.mark.parametrize(
+    "update", [u for u in UPDATES if u.scheme == "multistep" and u.order > 1], ids=_ids
+)
 def test_multistep_leading_error_depends_on_the_symbolic_step_ratios(update):
     _, coefficient = order_proofs.local_error(update)
     assert set(update.parameters) <= coefficient.free_symbols
@@ -47,7 +49,7 @@ def test_third_order_singlestep_condition_is_derived_as_r2_two_thirds(prediction
     assert power == 3, "with r2 free the state-dependent residual must show the h^3 condition"
     assert updates.r2 in coefficient.free_symbols
     assert order_proofs.third_order_singlestep_condition(update) == [sp.Rational(2, 3)]
-    assert updates.SINGLESTEP_THIRD_ORDER_R2 == sp.Rational(2, 3)
+    assert sp.Rational(2, 3) == updates.SINGLESTEP_THIRD_ORDER_R2
 
 
 def _perturbed(scale_index, factor):
@@ -63,7 +65,11 @@ def _perturbed(scale_index, factor):
 
 @pytest.mark.parametrize(
     "update",
-    [updates.multistep("ode", "data", 3), updates.multistep("sde", "noise", 2), updates.singlestep("ode", "data", 2)],
+    [
+        updates.multistep("ode", "data", 3),
+        updates.multistep("sde", "noise", 2),
+        updates.singlestep("ode", "data", 2),
+    ],
     ids=_ids,
 )
 @pytest.mark.parametrize("index", [0, 1, 2])
@@ -80,7 +86,9 @@ def test_weights_derived_for_uniform_steps_fail_on_symbolic_ratios(monkeypatch):
     original = updates.kernel_weights
 
     def uniform(stage, kappa):
-        return tuple(sp.sympify(w).subs({updates.r1: 1, updates.r2: 1}) for w in original(stage, kappa))
+        return tuple(
+            sp.sympify(w).subs({updates.r1: 1, updates.r2: 1}) for w in original(stage, kappa)
+        )
 
     monkeypatch.setattr(order_proofs, "kernel_weights", uniform)
     update = updates.multistep("ode", "data", 3)
@@ -89,7 +97,9 @@ def test_weights_derived_for_uniform_steps_fail_on_symbolic_ratios(monkeypatch):
 
 
 def test_unknown_orders_and_methods_are_rejected():
-    with pytest.raises(ValueError, match=r"multistep order 3 is not derived for sde; allowed: \(1, 2\)"):
+    with pytest.raises(
+        ValueError, match=r"multistep order 3 is not derived for sde; allowed: \(1, 2\)"
+    ):
         updates.multistep("sde", "data", 3)
     with pytest.raises(ValueError, match="singlestep updates are derived for method 'ode'"):
         updates.singlestep("sde", "data", 2)

@@ -33,7 +33,7 @@ def test_recurrence(k):
 def test_value_at_zero_is_inverse_factorial(k):
     z = sp.Symbol("z")
     assert sp.limit(phi_derivation.phi_closed_form(k, z), z, 0) == sp.Rational(1, sp.factorial(k))
-    assert phi_derivation.phi(k, sp.Integer(0)) == sp.Rational(1, sp.factorial(k))
+    assert phi_derivation.Phi(k, sp.Integer(0)) == sp.Rational(1, sp.factorial(k))
 
 
 def _grid():
@@ -92,5 +92,7 @@ def test_series_truncation_bound_holds_on_the_disc():
         terms = phi_derivation.series_terms(k)
         radius = phi_derivation.SERIES_RADIUS
         mpmath.mp.dps = 50
-        tail = sum(mpmath.mpf(radius) ** j / mpmath.factorial(j + k) for j in range(terms, terms + 60))
+        tail = sum(
+            mpmath.mpf(radius) ** j / mpmath.factorial(j + k) for j in range(terms, terms + 60)
+        )
         assert float(tail) / _reference(k, -radius) < 1e-17

@@ -51,7 +51,9 @@ def test_data_and_noise_forms_describe_the_same_ode():
     y = sp.Symbol("y", real=True)
     noise = solutions.linear_equation("ode", "noise")
     data = solutions.linear_equation("ode", "data")
-    eps = (y - solutions._alpha() * (solutions.x0_hat(solutions.lam) - solutions.mu)) / solutions._sigma()
+    eps = (
+        y - solutions._alpha() * (solutions.x0_hat(solutions.lam) - solutions.mu)
+    ) / solutions._sigma()
     drift_noise = noise.a * y + noise.b.subs(solutions.eps_hat(solutions.lam), eps)
     assert sp.simplify(drift_noise - (data.a * y + data.b)) == 0
 

@@ -13,7 +13,8 @@ def phi_1(z):
     """φ_1(z) = (e^z − Σ_{j<1} z^j/j!)/z^1, elementwise.
 
     |z| < 2: Taylor series Σ_{j<25} z^j/(j+1)! in Horner form (tail below 1e-18 relative);
-    elsewhere: the closed form with expm1. The unused branch sees z = 1 where |z| is small.
+    elsewhere: the closed form with expm1.
+    The unused branch sees z = 1 where |z| is small, so it stays finite.
     """
     small = torch.abs(z) < 2.0
     z_safe = torch.where(small, torch.ones_like(z), z)
@@ -26,7 +27,8 @@ def phi_2(z):
     """φ_2(z) = (e^z − Σ_{j<2} z^j/j!)/z^2, elementwise.
 
     |z| < 2: Taylor series Σ_{j<24} z^j/(j+2)! in Horner form (tail below 1e-18 relative);
-    elsewhere: the closed form with expm1. The unused branch sees z = 1 where |z| is small.
+    elsewhere: the closed form with expm1.
+    The unused branch sees z = 1 where |z| is small, so it stays finite.
     """
     small = torch.abs(z) < 2.0
     z_safe = torch.where(small, torch.ones_like(z), z)
@@ -39,7 +41,8 @@ def phi_3(z):
     """φ_3(z) = (e^z − Σ_{j<3} z^j/j!)/z^3, elementwise.
 
     |z| < 2: Taylor series Σ_{j<23} z^j/(j+3)! in Horner form (tail below 1e-18 relative);
-    elsewhere: the closed form with expm1. The unused branch sees z = 1 where |z| is small.
+    elsewhere: the closed form with expm1.
+    The unused branch sees z = 1 where |z| is small, so it stays finite.
     """
     small = torch.abs(z) < 2.0
     z_safe = torch.where(small, torch.ones_like(z), z)

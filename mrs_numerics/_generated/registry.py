@@ -7,7 +7,7 @@ change the derivation and regenerate (``make codegen``).
 # fmt: off
 
 
-# Each entry: method, prediction, scheme, order (global order proved via the local order),
+# Each entry: method, prediction, scheme, order (global order, via the local order),
 # model_calls per step, parameters (ratio arguments after h), fixed parameters, stages
 # (function name, end position as a SymPy expression in the parameters, node labels) and
 # local_error_power p (local error O(h^p), proved in derivations.order_proofs).

@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 
 
 class StepCoefficients(NamedTuple):
-    """x_e = x·x_s + mu·μ + Σ_j outputs[j]·m_j + noise·z (noise is None for ODE updates)."""
+    """x_e = x·x_s + mu·μ + Σ_j outputs[j]·m_j + noise·z (noise None for ODEs)."""
 
     x: Any
     mu: Any

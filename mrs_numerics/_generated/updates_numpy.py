@@ -17,8 +17,9 @@ def ode_noise_multistep_1(h, alpha_s, sigma_s, alpha_e, sigma_e):
 
     The stage ends at λ_s + (1)·h; alpha_e, sigma_e are α, σ there. It returns
     StepCoefficients(x, mu, outputs, noise) with
-        x_e = x·x_s + mu·μ + Σ_j outputs[j]·m_j + noise·z,   outputs ordered as (m0),
-    m_j the network outputs in the solver's prediction form, z ~ N(0, I) (noise is None for ODEs).
+        x_e = x·x_s + mu·μ + Σ_j outputs[j]·m_j + noise·z,
+    outputs ordered as (m0), m_j the network outputs in the solver's
+    prediction form, z ~ N(0, I) (noise is None for ODEs).
     """
     c0 = alpha_e/alpha_s
     return StepCoefficients(c0, 1.0 - c0, (-h*sigma_e*phi_1(h),), None)
@@ -29,8 +30,9 @@ def ode_noise_multistep_2(h, r1, alpha_s, sigma_s, alpha_e, sigma_e):
 
     The stage ends at λ_s + (1)·h; alpha_e, sigma_e are α, σ there. It returns
     StepCoefficients(x, mu, outputs, noise) with
-        x_e = x·x_s + mu·μ + Σ_j outputs[j]·m_j + noise·z,   outputs ordered as (m0, m1),
-    m_j the network outputs in the solver's prediction form, z ~ N(0, I) (noise is None for ODEs).
+        x_e = x·x_s + mu·μ + Σ_j outputs[j]·m_j + noise·z,
+    outputs ordered as (m0, m1), m_j the network outputs in the solver's
+    prediction form, z ~ N(0, I) (noise is None for ODEs).
     """
     c0 = alpha_e/alpha_s
     c1 = phi_2(h)/r1
@@ -43,8 +45,9 @@ def ode_noise_multistep_3(h, r1, r2, alpha_s, sigma_s, alpha_e, sigma_e):
 
     The stage ends at λ_s + (1)·h; alpha_e, sigma_e are α, σ there. It returns
     StepCoefficients(x, mu, outputs, noise) with
-        x_e = x·x_s + mu·μ + Σ_j outputs[j]·m_j + noise·z,   outputs ordered as (m0, m1, m2),
-    m_j the network outputs in the solver's prediction form, z ~ N(0, I) (noise is None for ODEs).
+        x_e = x·x_s + mu·μ + Σ_j outputs[j]·m_j + noise·z,
+    outputs ordered as (m0, m1, m2), m_j the network outputs in the solver's
+    prediction form, z ~ N(0, I) (noise is None for ODEs).
     """
     c0 = alpha_e/alpha_s
     c1 = phi_2(h)
@@ -63,8 +66,9 @@ def ode_data_multistep_1(h, alpha_s, sigma_s, alpha_e, sigma_e):
 
     The stage ends at λ_s + (1)·h; alpha_e, sigma_e are α, σ there. It returns
     StepCoefficients(x, mu, outputs, noise) with
-        x_e = x·x_s + mu·μ + Σ_j outputs[j]·m_j + noise·z,   outputs ordered as (m0),
-    m_j the network outputs in the solver's prediction form, z ~ N(0, I) (noise is None for ODEs).
+        x_e = x·x_s + mu·μ + Σ_j outputs[j]·m_j + noise·z,
+    outputs ordered as (m0), m_j the network outputs in the solver's
+    prediction form, z ~ N(0, I) (noise is None for ODEs).
     """
     c0 = sigma_e/sigma_s
     c1 = alpha_e*h*phi_1(-h)
@@ -76,8 +80,9 @@ def ode_data_multistep_2(h, r1, alpha_s, sigma_s, alpha_e, sigma_e):
 
     The stage ends at λ_s + (1)·h; alpha_e, sigma_e are α, σ there. It returns
     StepCoefficients(x, mu, outputs, noise) with
-        x_e = x·x_s + mu·μ + Σ_j outputs[j]·m_j + noise·z,   outputs ordered as (m0, m1),
-    m_j the network outputs in the solver's prediction form, z ~ N(0, I) (noise is None for ODEs).
+        x_e = x·x_s + mu·μ + Σ_j outputs[j]·m_j + noise·z,
+    outputs ordered as (m0, m1), m_j the network outputs in the solver's
+    prediction form, z ~ N(0, I) (noise is None for ODEs).
     """
     c0 = sigma_e/sigma_s
     c1 = -h
@@ -92,8 +97,9 @@ def ode_data_multistep_3(h, r1, r2, alpha_s, sigma_s, alpha_e, sigma_e):
 
     The stage ends at λ_s + (1)·h; alpha_e, sigma_e are α, σ there. It returns
     StepCoefficients(x, mu, outputs, noise) with
-        x_e = x·x_s + mu·μ + Σ_j outputs[j]·m_j + noise·z,   outputs ordered as (m0, m1, m2),
-    m_j the network outputs in the solver's prediction form, z ~ N(0, I) (noise is None for ODEs).
+        x_e = x·x_s + mu·μ + Σ_j outputs[j]·m_j + noise·z,
+    outputs ordered as (m0, m1, m2), m_j the network outputs in the solver's
+    prediction form, z ~ N(0, I) (noise is None for ODEs).
     """
     c0 = sigma_e/sigma_s
     c1 = -h
@@ -114,8 +120,9 @@ def sde_noise_multistep_1(h, alpha_s, sigma_s, alpha_e, sigma_e):
 
     The stage ends at λ_s + (1)·h; alpha_e, sigma_e are α, σ there. It returns
     StepCoefficients(x, mu, outputs, noise) with
-        x_e = x·x_s + mu·μ + Σ_j outputs[j]·m_j + noise·z,   outputs ordered as (m0),
-    m_j the network outputs in the solver's prediction form, z ~ N(0, I) (noise is None for ODEs).
+        x_e = x·x_s + mu·μ + Σ_j outputs[j]·m_j + noise·z,
+    outputs ordered as (m0), m_j the network outputs in the solver's
+    prediction form, z ~ N(0, I) (noise is None for ODEs).
     """
     c0 = alpha_e/alpha_s
     c1 = 2.0*h
@@ -127,8 +134,9 @@ def sde_noise_multistep_2(h, r1, alpha_s, sigma_s, alpha_e, sigma_e):
 
     The stage ends at λ_s + (1)·h; alpha_e, sigma_e are α, σ there. It returns
     StepCoefficients(x, mu, outputs, noise) with
-        x_e = x·x_s + mu·μ + Σ_j outputs[j]·m_j + noise·z,   outputs ordered as (m0, m1),
-    m_j the network outputs in the solver's prediction form, z ~ N(0, I) (noise is None for ODEs).
+        x_e = x·x_s + mu·μ + Σ_j outputs[j]·m_j + noise·z,
+    outputs ordered as (m0, m1), m_j the network outputs in the solver's
+    prediction form, z ~ N(0, I) (noise is None for ODEs).
     """
     c0 = alpha_e/alpha_s
     c1 = phi_2(h)/r1
@@ -142,8 +150,9 @@ def sde_data_multistep_1(h, alpha_s, sigma_s, alpha_e, sigma_e):
 
     The stage ends at λ_s + (1)·h; alpha_e, sigma_e are α, σ there. It returns
     StepCoefficients(x, mu, outputs, noise) with
-        x_e = x·x_s + mu·μ + Σ_j outputs[j]·m_j + noise·z,   outputs ordered as (m0),
-    m_j the network outputs in the solver's prediction form, z ~ N(0, I) (noise is None for ODEs).
+        x_e = x·x_s + mu·μ + Σ_j outputs[j]·m_j + noise·z,
+    outputs ordered as (m0), m_j the network outputs in the solver's
+    prediction form, z ~ N(0, I) (noise is None for ODEs).
     """
     c0 = sigma_e*numpy.exp(-h)/sigma_s
     c1 = 2.0*h
@@ -157,8 +166,9 @@ def sde_data_multistep_2(h, r1, alpha_s, sigma_s, alpha_e, sigma_e):
 
     The stage ends at λ_s + (1)·h; alpha_e, sigma_e are α, σ there. It returns
     StepCoefficients(x, mu, outputs, noise) with
-        x_e = x·x_s + mu·μ + Σ_j outputs[j]·m_j + noise·z,   outputs ordered as (m0, m1),
-    m_j the network outputs in the solver's prediction form, z ~ N(0, I) (noise is None for ODEs).
+        x_e = x·x_s + mu·μ + Σ_j outputs[j]·m_j + noise·z,
+    outputs ordered as (m0, m1), m_j the network outputs in the solver's
+    prediction form, z ~ N(0, I) (noise is None for ODEs).
     """
     c0 = sigma_e*numpy.exp(-h)/sigma_s
     c1 = 2.0*h
@@ -174,8 +184,9 @@ def ode_noise_singlestep_2_stage1(h, r, alpha_s, sigma_s, alpha_e, sigma_e):
 
     The stage ends at λ_s + (r)·h; alpha_e, sigma_e are α, σ there. It returns
     StepCoefficients(x, mu, outputs, noise) with
-        x_e = x·x_s + mu·μ + Σ_j outputs[j]·m_j + noise·z,   outputs ordered as (m0),
-    m_j the network outputs in the solver's prediction form, z ~ N(0, I) (noise is None for ODEs).
+        x_e = x·x_s + mu·μ + Σ_j outputs[j]·m_j + noise·z,
+    outputs ordered as (m0), m_j the network outputs in the solver's
+    prediction form, z ~ N(0, I) (noise is None for ODEs).
     """
     c0 = alpha_e/alpha_s
     c1 = h*r
@@ -187,8 +198,9 @@ def ode_noise_singlestep_2(h, r, alpha_s, sigma_s, alpha_e, sigma_e):
 
     The stage ends at λ_s + (1)·h; alpha_e, sigma_e are α, σ there. It returns
     StepCoefficients(x, mu, outputs, noise) with
-        x_e = x·x_s + mu·μ + Σ_j outputs[j]·m_j + noise·z,   outputs ordered as (m0, stage1),
-    m_j the network outputs in the solver's prediction form, z ~ N(0, I) (noise is None for ODEs).
+        x_e = x·x_s + mu·μ + Σ_j outputs[j]·m_j + noise·z,
+    outputs ordered as (m0, stage1), m_j the network outputs in the solver's
+    prediction form, z ~ N(0, I) (noise is None for ODEs).
     """
     c0 = alpha_e/alpha_s
     c1 = phi_2(h)/r
@@ -201,8 +213,9 @@ def ode_noise_singlestep_3_stage1(h, r1, alpha_s, sigma_s, alpha_e, sigma_e):
 
     The stage ends at λ_s + (r1)·h; alpha_e, sigma_e are α, σ there. It returns
     StepCoefficients(x, mu, outputs, noise) with
-        x_e = x·x_s + mu·μ + Σ_j outputs[j]·m_j + noise·z,   outputs ordered as (m0),
-    m_j the network outputs in the solver's prediction form, z ~ N(0, I) (noise is None for ODEs).
+        x_e = x·x_s + mu·μ + Σ_j outputs[j]·m_j + noise·z,
+    outputs ordered as (m0), m_j the network outputs in the solver's
+    prediction form, z ~ N(0, I) (noise is None for ODEs).
     """
     c0 = alpha_e/alpha_s
     c1 = h*r1
@@ -214,8 +227,9 @@ def ode_noise_singlestep_3_stage2(h, r1, alpha_s, sigma_s, alpha_e, sigma_e):
 
     The stage ends at λ_s + (2/3)·h; alpha_e, sigma_e are α, σ there. It returns
     StepCoefficients(x, mu, outputs, noise) with
-        x_e = x·x_s + mu·μ + Σ_j outputs[j]·m_j + noise·z,   outputs ordered as (m0, stage1),
-    m_j the network outputs in the solver's prediction form, z ~ N(0, I) (noise is None for ODEs).
+        x_e = x·x_s + mu·μ + Σ_j outputs[j]·m_j + noise·z,
+    outputs ordered as (m0, stage1), m_j the network outputs in the solver's
+    prediction form, z ~ N(0, I) (noise is None for ODEs).
     """
     c0 = alpha_e/alpha_s
     c1 = (0.6666666666666666)*h
@@ -228,8 +242,9 @@ def ode_noise_singlestep_3(h, r1, alpha_s, sigma_s, alpha_e, sigma_e):
 
     The stage ends at λ_s + (1)·h; alpha_e, sigma_e are α, σ there. It returns
     StepCoefficients(x, mu, outputs, noise) with
-        x_e = x·x_s + mu·μ + Σ_j outputs[j]·m_j + noise·z,   outputs ordered as (m0, stage1, stage2),
-    m_j the network outputs in the solver's prediction form, z ~ N(0, I) (noise is None for ODEs).
+        x_e = x·x_s + mu·μ + Σ_j outputs[j]·m_j + noise·z,
+    outputs ordered as (m0, stage1, stage2), m_j the network outputs in the solver's
+    prediction form, z ~ N(0, I) (noise is None for ODEs).
     """
     c0 = alpha_e/alpha_s
     c1 = phi_2(h)
@@ -245,8 +260,9 @@ def ode_data_singlestep_2_stage1(h, r, alpha_s, sigma_s, alpha_e, sigma_e):
 
     The stage ends at λ_s + (r)·h; alpha_e, sigma_e are α, σ there. It returns
     StepCoefficients(x, mu, outputs, noise) with
-        x_e = x·x_s + mu·μ + Σ_j outputs[j]·m_j + noise·z,   outputs ordered as (m0),
-    m_j the network outputs in the solver's prediction form, z ~ N(0, I) (noise is None for ODEs).
+        x_e = x·x_s + mu·μ + Σ_j outputs[j]·m_j + noise·z,
+    outputs ordered as (m0), m_j the network outputs in the solver's
+    prediction form, z ~ N(0, I) (noise is None for ODEs).
     """
     c0 = sigma_e/sigma_s
     c1 = h*r
@@ -259,8 +275,9 @@ def ode_data_singlestep_2(h, r, alpha_s, sigma_s, alpha_e, sigma_e):
 
     The stage ends at λ_s + (1)·h; alpha_e, sigma_e are α, σ there. It returns
     StepCoefficients(x, mu, outputs, noise) with
-        x_e = x·x_s + mu·μ + Σ_j outputs[j]·m_j + noise·z,   outputs ordered as (m0, stage1),
-    m_j the network outputs in the solver's prediction form, z ~ N(0, I) (noise is None for ODEs).
+        x_e = x·x_s + mu·μ + Σ_j outputs[j]·m_j + noise·z,
+    outputs ordered as (m0, stage1), m_j the network outputs in the solver's
+    prediction form, z ~ N(0, I) (noise is None for ODEs).
     """
     c0 = sigma_e/sigma_s
     c1 = -h
@@ -275,8 +292,9 @@ def ode_data_singlestep_3_stage1(h, r1, alpha_s, sigma_s, alpha_e, sigma_e):
 
     The stage ends at λ_s + (r1)·h; alpha_e, sigma_e are α, σ there. It returns
     StepCoefficients(x, mu, outputs, noise) with
-        x_e = x·x_s + mu·μ + Σ_j outputs[j]·m_j + noise·z,   outputs ordered as (m0),
-    m_j the network outputs in the solver's prediction form, z ~ N(0, I) (noise is None for ODEs).
+        x_e = x·x_s + mu·μ + Σ_j outputs[j]·m_j + noise·z,
+    outputs ordered as (m0), m_j the network outputs in the solver's
+    prediction form, z ~ N(0, I) (noise is None for ODEs).
     """
     c0 = sigma_e/sigma_s
     c1 = h*r1
@@ -289,8 +307,9 @@ def ode_data_singlestep_3_stage2(h, r1, alpha_s, sigma_s, alpha_e, sigma_e):
 
     The stage ends at λ_s + (2/3)·h; alpha_e, sigma_e are α, σ there. It returns
     StepCoefficients(x, mu, outputs, noise) with
-        x_e = x·x_s + mu·μ + Σ_j outputs[j]·m_j + noise·z,   outputs ordered as (m0, stage1),
-    m_j the network outputs in the solver's prediction form, z ~ N(0, I) (noise is None for ODEs).
+        x_e = x·x_s + mu·μ + Σ_j outputs[j]·m_j + noise·z,
+    outputs ordered as (m0, stage1), m_j the network outputs in the solver's
+    prediction form, z ~ N(0, I) (noise is None for ODEs).
     """
     c0 = sigma_e/sigma_s
     c1 = (0.6666666666666666)*h
@@ -306,8 +325,9 @@ def ode_data_singlestep_3(h, r1, alpha_s, sigma_s, alpha_e, sigma_e):
 
     The stage ends at λ_s + (1)·h; alpha_e, sigma_e are α, σ there. It returns
     StepCoefficients(x, mu, outputs, noise) with
-        x_e = x·x_s + mu·μ + Σ_j outputs[j]·m_j + noise·z,   outputs ordered as (m0, stage1, stage2),
-    m_j the network outputs in the solver's prediction form, z ~ N(0, I) (noise is None for ODEs).
+        x_e = x·x_s + mu·μ + Σ_j outputs[j]·m_j + noise·z,
+    outputs ordered as (m0, stage1, stage2), m_j the network outputs in the solver's
+    prediction form, z ~ N(0, I) (noise is None for ODEs).
     """
     c0 = sigma_e/sigma_s
     c1 = -h
