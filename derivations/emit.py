@@ -43,8 +43,8 @@ def module(
     """A whole generated module: header, imports, then ``parts`` separated by blank lines."""
     body = "\n\n".join(parts)
     used = [("import math\n", "math." in body), (BACKEND_IMPORTS[backend], f"{backend}." in body)]
-    imports = "\n".join(block for block, is_used in used if is_used)
-    return header(source, summary) + "\n" + imports + extra_imports + "\n\n" + body
+    imports = "\n".join(block for block, is_used in used if is_used) + extra_imports
+    return header(source, summary) + ("\n" + imports if imports else "") + "\n\n" + body
 
 
 def write_modules(root: Path, files: Mapping[str, str]) -> list[Path]:

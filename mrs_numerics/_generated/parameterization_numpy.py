@@ -7,7 +7,6 @@ change the derivation and regenerate (``make codegen``).
 # fmt: off
 
 
-
 def data_from_noise(x, mu, out, alpha, sigma, max_sigma):
     """data prediction from a noise prediction ``out`` at state x, condition mu.
 
