@@ -25,7 +25,8 @@ from pathlib import Path
 
 import sympy as sp
 
-from derivations import order_proofs, parameterization
+from derivations import order_proofs, parameterization, schedules
+from derivations import updates as updates_derivation
 from derivations.emit import function, header, module, write_modules
 from derivations.phi import (
     MAX_ORDER,
@@ -140,11 +141,27 @@ def stage_function(update: Update, stage_index: int, backend: str) -> str:
     return function(stage_function_name(update, stage.name), args, doc, body, returns)
 
 
+def clean_step_function(backend: str) -> str:
+    """``data_step_to_clean()``: the h → ∞ limit of the first-order data step (σ_t = 0)."""
+    ode, sde = updates_derivation.clean_limit("ode"), updates_derivation.clean_limit("sde")
+    if (ode.x, ode.mu, ode.outputs) != (sde.x, sde.mu, sde.outputs) or sde.noise != 0:
+        raise ProofError(f"ODE and SDE data steps to σ = 0 disagree: {ode} vs {sde}")
+    code = PRINTERS[backend]
+    outputs = "(" + ", ".join(code(w) for w in ode.outputs) + ",)"
+    doc = (
+        "Coefficients of the first-order data-form step (ODE or SDE) landing on σ = 0.\n\n"
+        "    The limit h → ∞ of the order-1 data updates with α_e = 1, σ_e = 0: x_t = x̂₀.\n    "
+    )
+    returns = f"StepCoefficients({code(ode.x)}, {code(ode.mu)}, {outputs}, None)"
+    return function("data_step_to_clean", [], doc, [], returns)
+
+
 def updates_module(backend: str, updates: Sequence[Update]) -> str:
     """The generated update-coefficient module for ``backend``."""
     parts = [
         stage_function(update, i, backend) for update in updates for i in range(len(update.stages))
     ]
+    parts.append(clean_step_function(backend))
     imports = (
         f"\nfrom mrs_numerics._generated.phi_{backend} import phi_1, phi_2, phi_3\n"
         "from mrs_numerics._generated.types import StepCoefficients\n"
@@ -249,6 +266,38 @@ def conversion_module(backend: str) -> str:
     return module("derivations.parameterization", summary, backend, parts)
 
 
+def marginal_module(backend: str) -> str:
+    """α, σ, λ as functions of Θ and Θ(λ), for schedules known through Θ (IR-SDE tables)."""
+    Th, max_sigma = sp.Symbol("Theta"), sp.Symbol("max_sigma")
+    lam = sp.Symbol("lam")
+    as_code = {schedules.THETA_VALUE: Th, schedules.LAMBDA: max_sigma, schedules.LAM: lam}
+    formulas = {
+        "alpha_of_Theta": (["Theta"], schedules.alpha(schedules.THETA_VALUE), "α = exp(−Θ)."),
+        "sigma_of_Theta": (
+            ["Theta", "max_sigma"],
+            schedules.sigma(schedules.THETA_VALUE),
+            "σ = Λ sqrt(−expm1(−2Θ)).",
+        ),
+        "lam_of_Theta": (
+            ["Theta", "max_sigma"],
+            schedules.log_snr(schedules.THETA_VALUE),
+            "λ = −Θ − log Λ − ½ log(−expm1(−2Θ)).",
+        ),
+        "Theta_of_lam": (
+            ["lam", "max_sigma"],
+            schedules.Theta_of_log_snr(),
+            "Θ(λ) = ½ log1p(e^{−2λ}/Λ²), the inverse of λ(Θ).",
+        ),
+    }
+    code = PRINTERS[backend]
+    parts = [
+        function(name, args, doc, [], code(expr.subs(as_code)))
+        for name, (args, expr, doc) in formulas.items()
+    ]
+    summary = "The MR marginal's α, σ, λ as functions of Θ = ∫θ, and Θ(λ)."
+    return module("derivations.schedules", summary, backend, parts)
+
+
 def render_updates() -> dict[str, str]:
     """Relative path → source of the φ, update, type and registry modules (after the proofs)."""
     updates = all_updates()
@@ -258,6 +307,7 @@ def render_updates() -> dict[str, str]:
         files[f"phi_{backend}.py"] = phi_module(backend)
         files[f"updates_{backend}.py"] = updates_module(backend, updates)
         files[f"parameterization_{backend}.py"] = conversion_module(backend)
+        files[f"marginal_{backend}.py"] = marginal_module(backend)
     return files
 
 

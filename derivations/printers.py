@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sympy as sp
 from sympy.printing.numpy import NumPyPrinter
+from sympy.printing.pycode import PythonCodePrinter
 from sympy.printing.pytorch import TorchPrinter
 
 _SETTINGS = {"fully_qualified_modules": True, "strict": True}
@@ -59,6 +60,17 @@ class NumpyCodePrinter(_PhiMixin, NumPyPrinter):
         return "math.pi"
 
 
+class MathCodePrinter(_PhiMixin, PythonCodePrinter):
+    """Printer for scalar (parameter-only) expressions, evaluated with the ``math`` module.
+
+    Torch functions reject Python floats, so subexpressions that depend only on parameters
+    (e.g. ``log(eps)``) are computed once per call with ``math`` and passed on as floats.
+    """
+
+    def __init__(self, settings=None):
+        super().__init__({**_SETTINGS, **(settings or {})})
+
+
 def torch_code(expr: sp.Expr) -> str:
     """Return torch source code for ``expr``."""
     return TorchCodePrinter().doprint(expr)
@@ -67,6 +79,11 @@ def torch_code(expr: sp.Expr) -> str:
 def numpy_code(expr: sp.Expr) -> str:
     """Return numpy source code for ``expr``."""
     return NumpyCodePrinter().doprint(expr)
+
+
+def math_code(expr: sp.Expr) -> str:
+    """Return ``math``-module source code for a scalar ``expr``."""
+    return MathCodePrinter().doprint(expr)
 
 
 PRINTERS = {"torch": torch_code, "numpy": numpy_code}

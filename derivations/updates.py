@@ -213,6 +213,25 @@ def taylor_expansion(method: str, prediction: str, order: int) -> sp.Expr:
     )
 
 
+def clean_limit(method: str) -> StageCoefficients:
+    """First-order data-form step landing on σ = 0 (α = 1, λ = +∞): the limit h → ∞.
+
+    x_t → x̂₀: the coefficients of x_s and μ vanish, the data prediction's tends to 1 and the
+    SDE noise to 0. Higher orders have no such limit (their ratios r_i = h_{−i}/h → 0).
+    """
+    update = multistep(method, "data", 1)
+    stage = update.stages[0]
+    c = stage_coefficients(update, stage)
+    at_clean = {sigma_e: 0, alpha_e: 1}
+
+    def limit(expr):
+        return sp.limit(sp.sympify(expr).subs(at_clean).rewrite(sp.exp), h, sp.oo)
+
+    return StageCoefficients(
+        limit(c.x), limit(c.mu), tuple(limit(w) for w in c.outputs), limit(c.noise)
+    )
+
+
 UPDATE_INPUTS = (alpha_s, sigma_s, alpha_e, sigma_e)
 """Schedule values every generated stage function takes after h and the ratios."""
 

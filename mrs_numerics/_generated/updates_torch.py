@@ -338,3 +338,11 @@ def ode_data_singlestep_3(h, r1, alpha_s, sigma_s, alpha_e, sigma_e):
     c6 = phi_3(c1)
     c7 = c3/(r1 - 0.6666666666666666)
     return StepCoefficients(c0, -c0 - c2*c3 + 1.0, (c3*(c2 - c4*c5 - 1.5*c4 + 3.0*c5*c6), -2.0*c5*c7*((0.3333333333333333)*c4 - c6), (1.5)*c7*(c4*r1 - 2.0*c6)), None)
+
+
+def data_step_to_clean():
+    """Coefficients of the first-order data-form step (ODE or SDE) landing on σ = 0.
+
+    The limit h → ∞ of the order-1 data updates with α_e = 1, σ_e = 0: x_t = x̂₀.
+    """
+    return StepCoefficients(0.0, 0.0, (1.0,), None)

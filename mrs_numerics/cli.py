@@ -1,0 +1,134 @@
+"""The ``mrs-numerics`` command line: one subcommand per task, each in its own small section.
+
+A subcommand is a pair (``_add_NAME`` registering its arguments, ``_run_NAME`` doing the work);
+:data:`SUBCOMMANDS` lists the registrars. Expected failures (bad input, missing files) print one
+line on stderr and exit with status 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from mrs_numerics.user_schedules import SCHEDULE_DIR_VARIABLE, user_schedule_dir
+
+EXIT_USAGE = 2
+"""Exit status for bad input (argparse's convention)."""
+
+_EXPECTED_ERRORS = (ValueError, LookupError, OSError, ImportError)
+
+
+def _say(text: str = "") -> None:
+    sys.stdout.write(text + "\n")
+
+
+# ---------------------------------------------------------------------------------------------
+# codegen
+# ---------------------------------------------------------------------------------------------
+
+
+def _add_codegen(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "codegen",
+        help="generate a user schedule from θ(t), or regenerate the package's kernels",
+        description=(
+            "With --theta: derive a continuous MR schedule from θ(t) (SymPy closed forms where"
+            " they exist, documented numerics where not) and write its torch and numpy modules"
+            " to the user schedule folder. Without --theta: regenerate mrs_numerics/_generated."
+        ),
+    )
+    parser.add_argument("--theta", metavar="EXPR", help="θ(t) as a SymPy expression in t")
+    parser.add_argument("--name", help="schedule name (a Python identifier)")
+    parser.add_argument(
+        "--t-max", type=float, default=None, help="end of the time interval [0, t_max] (default 1)"
+    )
+    parser.add_argument(
+        "--out", metavar="DIR", help=f"output folder (default: {SCHEDULE_DIR_VARIABLE} or cache)"
+    )
+    parser.set_defaults(run=_run_codegen)
+
+
+def _run_codegen(args: argparse.Namespace) -> int:
+    if args.theta is None:
+        given = [flag for flag, value in _user_flags(args) if value is not None]
+        if given:
+            raise ValueError(f"{', '.join(given)} only apply together with --theta")
+        from derivations import codegen  # imported lazily: SymPy derivations are heavy
+
+        return int(codegen.main([]) or 0)
+    if args.name is None:
+        raise ValueError("--theta needs --name NAME")
+    from derivations.emit import write_modules
+    from derivations.schedule_codegen import derive_user_schedule, user_schedule_files
+
+    t_max = 1.0 if args.t_max is None else args.t_max
+    derived = derive_user_schedule(args.theta, args.name, t_max)
+    out = Path(args.out).expanduser() if args.out else user_schedule_dir()
+    _refuse_package_folder(out)
+    written = write_modules(out, user_schedule_files(derived))
+    _report_user_schedule(derived, written, out)
+    return 0
+
+
+def _user_flags(args: argparse.Namespace) -> list[tuple[str, object]]:
+    return [("--name", args.name), ("--t-max", args.t_max), ("--out", args.out)]
+
+
+def _refuse_package_folder(out: Path) -> None:
+    package = Path(__file__).resolve().parent
+    target = out.resolve()
+    if target == package or package in target.parents:
+        raise ValueError(
+            f"refusing to write a user schedule inside the package ({package});"
+            " choose another --out"
+        )
+
+
+def _report_user_schedule(derived, written: list[Path], out: Path) -> None:
+    schedule = derived.schedule
+    name = schedule.name
+    _say(f"wrote user schedule {name!r}: θ(t) = {schedule.theta}, t ∈ [0, {float(schedule.t_max)}]")
+    for path in written:
+        _say(f"  {path}")
+    theta_found = "yes" if derived.Theta is not None else "no"
+    inverse_found = "yes" if derived.inverse is not None else "no"
+    _say(f"closed-form Θ(t): {theta_found} ({derived.Theta_note})")
+    _say(f"closed-form t(λ): {inverse_found} ({derived.inverse_note})")
+    _say("use it:")
+    if out.resolve() != user_schedule_dir().resolve():
+        _say(f"  export {SCHEDULE_DIR_VARIABLE}={out}")
+    _say("  from mrs_numerics.user_schedules import load_user_schedule")
+    _say(f'  schedule = load_user_schedule("{name}")  # or backend="numpy"')
+    _say("  schedule.alpha(t), schedule.sigma(t), schedule.lam(t), schedule.t_of_lam(lam)")
+
+
+# ---------------------------------------------------------------------------------------------
+# Entry point
+# ---------------------------------------------------------------------------------------------
+
+SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (_add_codegen,)
+"""Registrars of the subcommands, in the order ``--help`` lists them."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand registered."""
+    parser = argparse.ArgumentParser(
+        prog="mrs-numerics",
+        description="Derived, code-generated and verified samplers for Mean-Reverting diffusion.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for register in SUBCOMMANDS:
+        register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``mrs-numerics``; returns the exit status (argparse exits itself on usage errors)."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except _EXPECTED_ERRORS as error:
+        sys.stderr.write(f"mrs-numerics {args.command}: error: {error}\n")
+        return EXIT_USAGE
