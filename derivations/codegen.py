@@ -9,6 +9,9 @@ Emits, for the torch and numpy backends:
   (:mod:`derivations.parameterization`);
 - ``registry.py``           backend-free metadata of every update: method, prediction, scheme,
                             order, network calls, parameters, stages, and the proved local order;
+- ``baselines_<backend>.py`` one function per stage of the baseline samplers (Euler–Maruyama,
+                            posterior sampling, Euler, Heun; :mod:`derivations.baselines`);
+- ``baselines_registry.py`` backend-free metadata of the baselines and their declared orders;
 - the schedule modules of :mod:`derivations.schedule_codegen`.
 
 Nothing is emitted before it is proved: each update's polynomial exactness and local order
@@ -25,7 +28,7 @@ from pathlib import Path
 
 import sympy as sp
 
-from derivations import order_proofs, parameterization, schedules
+from derivations import baselines, order_proofs, parameterization, schedules
 from derivations import updates as updates_derivation
 from derivations.emit import function, header, module, write_modules
 from derivations.phi import (
@@ -298,16 +301,112 @@ def marginal_module(backend: str) -> str:
     return module("derivations.schedules", summary, backend, parts)
 
 
+def baseline_function(baseline: baselines.Baseline, stage: str, backend: str) -> str:
+    """Source of one baseline stage's coefficient function for ``backend``."""
+    coefficients = baselines.generated_coefficients(baseline, stage)
+    has_noise = baseline.method == "sde"
+    outputs = [coefficients.x, coefficients.mu, *coefficients.outputs]
+    if has_noise:
+        outputs.append(coefficients.noise)
+    replacements, reduced = sp.cse(outputs, symbols=sp.numbered_symbols("c"), optimizations="basic")
+    code = PRINTERS[backend]
+    body = [f"{name} = {code(expr)}" for name, expr in replacements]
+    names = [code(e) for e in reduced]
+    n_out = len(coefficients.outputs)
+    output_tuple = "(" + ", ".join(names[2 : 2 + n_out]) + ("," if n_out == 1 else "") + ")"
+    noise = names[-1] if has_noise else "None"
+    labels = ", ".join(baseline.node_labels[baseline.stages.index(stage)])
+    caveat = (
+        ""
+        if baseline.defined_at_sigma_zero or stage != "step"
+        else "    Divides by sigma_t: undefined at σ_t = 0; take such a last step with euler_ode.\n"
+    )
+    doc = (
+        f"{baseline.summary}; stage '{stage}'.\n\n"
+        "    Returns StepCoefficients(x, mu, outputs, noise) with\n"
+        "        x_e = x·x_s + mu·μ + Σ_j outputs[j]·m_j + noise·z,\n"
+        f"    outputs ordered as ({labels}), m_j the {baseline.prediction} predictions there,\n"
+        "    z ~ N(0, I) (noise is None for ODEs). Arguments are schedule values named as in\n"
+        "    derivations.baselines.BASELINE_INPUTS (dt = s − t > 0, max_sigma = Λ).\n"
+        f"{caveat}    "
+    )
+    args = [code(a) for a in baselines.stage_arguments(baseline, stage)]
+    returns = f"StepCoefficients({names[0]}, {names[1]}, {output_tuple}, {noise})"
+    return function(baseline.function_name(stage), args, doc, body, returns)
+
+
+def baselines_module(backend: str) -> str:
+    """The generated baseline-coefficient module for ``backend``."""
+    parts = [
+        baseline_function(baseline, stage, backend)
+        for baseline in baselines.BASELINES.values()
+        for stage in baseline.stages
+    ]
+    imports = "\nfrom mrs_numerics._generated.types import StepCoefficients\n"
+    summary = "Step coefficients of the baseline samplers (Euler–Maruyama, posterior, Euler, Heun)."
+    return module("derivations.baselines", summary, backend, parts, extra_imports=imports)
+
+
+def baselines_registry_module() -> str:
+    """Backend-free metadata of every baseline: method, input, declared orders, stages."""
+    lines = [header("derivations.baselines", "Registry of the baseline samplers and their orders.")]
+    lines.append(
+        "\n# Each entry: id, method ('ode'/'sde'), prediction (model input: 'noise' or 'data'),\n"
+        "# order (global order in dt for ODEs, strong order for SDEs), strong_order, weak_order\n"
+        "# (None for ODEs), order_basis (proved / inherited / literature), model_calls per step,\n"
+        "# stages (function name, node labels of its outputs, argument names),\n"
+        "# equivalent_update (an MR Sampler update that is the same step) and\n"
+        "# defined_at_sigma_zero (False where the final stage divides by sigma_t: take a last\n"
+        "# step that ends at sigma_t = 0 with euler-ode).\n"
+    )
+    lines.append("BASELINES = {")
+    for baseline in baselines.BASELINES.values():
+        stages = tuple(
+            (
+                baseline.function_name(stage),
+                labels,
+                tuple(str(a) for a in baselines.stage_arguments(baseline, stage)),
+            )
+            for stage, labels in zip(baseline.stages, baseline.node_labels, strict=True)
+        )
+        lines.append(f"    {baseline.id!r}: {{")
+        for key in ("id", "method", "prediction", "order", "strong_order", "weak_order"):
+            lines.append(f"        {key!r}: {getattr(baseline, key)!r},")
+        lines.append(f"        'order_basis': {baseline.order_basis!r},")
+        lines.append(f"        'model_calls': {baseline.model_calls},")
+        lines.append(f"        'stages': {stages!r},")
+        lines.append(f"        'equivalent_update': {baseline.equivalent_update!r},")
+        lines.append(f"        'defined_at_sigma_zero': {baseline.defined_at_sigma_zero!r},")
+        lines.append("    },")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def prove_baselines() -> None:
+    """Run every baseline proof; raise :class:`ProofError` if one fails."""
+    failed = [name for name, check in baselines.checks().items() if check() != 0]
+    for baseline in baselines.BASELINES.values():
+        if baseline.method == "ode":
+            power, _ = baselines.local_error(baseline.id)
+            if power != baseline.order + 1:
+                failed.append(f"{baseline.id} local error O(dt^{power})")
+    if failed:
+        raise ProofError(f"baseline proofs failed: {failed}")
+
+
 def render_updates() -> dict[str, str]:
     """Relative path → source of the φ, update, type and registry modules (after the proofs)."""
     updates = all_updates()
     proved = {update.name: prove(update) for update in updates}
+    prove_baselines()
     files = {"types.py": types_module(), "registry.py": registry_module(updates, proved)}
+    files["baselines_registry.py"] = baselines_registry_module()
     for backend in BACKENDS:
         files[f"phi_{backend}.py"] = phi_module(backend)
         files[f"updates_{backend}.py"] = updates_module(backend, updates)
         files[f"parameterization_{backend}.py"] = conversion_module(backend)
         files[f"marginal_{backend}.py"] = marginal_module(backend)
+        files[f"baselines_{backend}.py"] = baselines_module(backend)
     return files
 
 

@@ -76,7 +76,7 @@ def _baseline_solvers() -> dict[str, SolverInfo]:
             family="baseline",
             method=info["method"],
             solver_prediction=info["prediction"],
-            order=info.get("order"),
+            order=info["order"] if info["method"] == "ode" else None,
             strong_order=info.get("strong_order"),
             weak_order=info.get("weak_order"),
             nfe_per_step=info["model_calls"],
@@ -106,3 +106,16 @@ def parse_mrs_id(solver_id: str) -> tuple[str, int, str]:
         raise ValueError(f"{solver_id!r} is a baseline, not an MR Sampler id")
     _, method, order, prediction = solver_id.split("-")
     return method, int(order), prediction
+
+
+def make_sampler(solver_id: str, schedule, model_prediction: str = "noise", **options):
+    """A sampler for ``solver_id`` on ``schedule`` (options are the sampler's keyword arguments)."""
+    info = solver_info(solver_id)
+    if info.family == "mrs":
+        from mrs_numerics.samplers import MRSampler
+
+        method, order, prediction = parse_mrs_id(solver_id)
+        return MRSampler(schedule, method, order, prediction, model_prediction, **options)
+    from mrs_numerics.baselines import BaselineSampler
+
+    return BaselineSampler(schedule, solver_id, model_prediction=model_prediction, **options)
