@@ -25,6 +25,7 @@ from mrs_numerics.stepping import (
     Evaluation,
     Options,
     Plan,
+    PlanCache,
     SampleResult,
     Stage,
     Step,
@@ -68,7 +69,7 @@ class BaselineSampler:
         self.clip_x0 = tuple(clip_x0) if clip_x0 is not None else None
         self.thresholding = Thresholding() if thresholding is True else (thresholding or None)
         self.noise_fn = noise_fn
-        self.denoise_last = False
+        self._plans = PlanCache(self.plan)
 
     def __repr__(self) -> str:
         return (
@@ -139,7 +140,7 @@ class BaselineSampler:
     ) -> SampleResult:
         """Same contract as :meth:`mrs_numerics.MRSampler.sample`."""
         x_T, mu = _check_inputs(mu, x_T)
-        plan = self.plan(steps, timesteps, device=mu.device, dtype=_work_dtype(mu))
+        plan = self._plans.get(steps, timesteps, mu.device, _work_dtype(mu))
         if x_T is None:
             x_T = prior_sample(self.schedule, mu, plan.timesteps[0], generator)
         options = Options(

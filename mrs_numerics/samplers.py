@@ -38,6 +38,7 @@ from mrs_numerics.stepping import (
     Evaluation,
     Options,
     Plan,
+    PlanCache,
     SampleResult,
     Stage,
     Step,
@@ -108,6 +109,7 @@ class MRSampler:
         self.clip_x0 = tuple(clip_x0) if clip_x0 is not None else None
         self.thresholding = Thresholding() if thresholding is True else (thresholding or None)
         self.noise_fn = noise_fn
+        self._plans = PlanCache(self.plan)
 
     @property
     def solver_id(self) -> str:
@@ -209,7 +211,7 @@ class MRSampler:
         torch.Generator or a list with one per sample (per-sample seeds).
         """
         x_T, mu = _check_inputs(mu, x_T)
-        plan = self.plan(steps, timesteps, device=mu.device, dtype=_work_dtype(mu))
+        plan = self._plans.get(steps, timesteps, mu.device, _work_dtype(mu))
         if x_T is None:
             x_T = prior_sample(self.schedule, mu, plan.timesteps[0], generator)
         options = Options(

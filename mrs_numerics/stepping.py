@@ -108,6 +108,31 @@ class Options:
     max_sigma: float = 1.0
 
 
+class PlanCache:
+    """Compiled plans by (steps or times, dtype, device): repeated sampling compiles once.
+
+    A plan only holds read-only tensors, so it is safe to reuse across calls.
+    """
+
+    def __init__(self, compile_plan: Callable, size: int = 16):
+        self.compile_plan = compile_plan
+        self.size = size
+        self.plans: dict = {}
+
+    def get(self, steps, timesteps, device, dtype) -> Plan:
+        times = (
+            None
+            if timesteps is None
+            else tuple(float(t) for t in torch.as_tensor(timesteps).flatten())
+        )
+        key = (steps, times, str(device), dtype)
+        if key not in self.plans:
+            if len(self.plans) >= self.size:
+                self.plans.pop(next(iter(self.plans)))
+            self.plans[key] = self.compile_plan(steps, timesteps, device, dtype)
+        return self.plans[key]
+
+
 def master_dtype(dtype: torch.dtype) -> torch.dtype:
     """float32 for half precisions, else the dtype itself (float32/float64)."""
     return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
