@@ -19,7 +19,7 @@ from mrs_numerics.solvers import SOLVERS, make_sampler
 
 TOLERANCE = {torch.float64: 1e-10, torch.float32: 1e-4, torch.float16: 5e-2, torch.bfloat16: 3e-1}
 NOISE_SDE_FACTOR = 10
-"""The noise-form SDE amplifies rounding (its weights grow like e^h): half-precision tolerance × 10."""
+"""Noise-form SDE weights grow like e^h and amplify rounding: half-precision tolerance × 10."""
 
 
 def _problem(device, dtype, schedule):
