@@ -9,7 +9,10 @@ printed into ``mrs_numerics/_generated`` by :mod:`derivations.codegen`. One modu
 - :mod:`derivations.phi`          the exponential-integrator φ-functions and their stable form;
 - :mod:`derivations.updates`      Taylor/φ weights, multistep and singlestep updates;
 - :mod:`derivations.order_proofs` symbolic local-order proofs of every update;
-- :mod:`derivations.schedules`    continuous schedules from θ(t) and the IR-SDE tables;
+- :mod:`derivations.parameterization` noise/data/velocity/score conversions with μ;
+- :mod:`derivations.baselines`    Euler–Maruyama, Euler/Heun, posterior sampling (= SDE-1 data);
+- :mod:`derivations.schedules`    continuous schedules from θ(t);
+- :mod:`derivations.irsde`        the IR-SDE discrete tables;
 - :mod:`derivations.printers`     SymPy printers for torch and numpy (with ``expm1``, φ);
 - :mod:`derivations.codegen`      writes ``mrs_numerics/_generated``.
 """
