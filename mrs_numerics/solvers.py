@@ -9,7 +9,8 @@ Declared orders state only what is proved (``derivations.order_proofs`` for the 
 every update; the classical results for the baselines) or measured by the verification study:
 ``order`` is the global order of an ODE solver in the largest λ-step; ``strong_order`` and
 ``weak_order`` describe SDE solvers. The MR Sampler's second-order SDE declares strong order 1
-(its gain is in the weak error, theory.md §7) and weak order 1 until the weak study measures more.
+(its gain is in the weak error, theory.md §7) and weak order 2: measured by the exact-moment weak
+study on Gaussian data (affine model), not proved for general nonlinear networks.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def _mrs_solvers() -> dict[str, SolverInfo]:
             solver_prediction=prediction,
             order=order if is_ode else None,
             strong_order=None if is_ode else 1.0,
-            weak_order=None if is_ode else 1.0,
+            weak_order=None if is_ode else float(order),
             nfe_per_step=info["model_calls"],
             start_extra_nfe=MRS_START_EXTRA_CALLS.get((method, order), 0),
             description=(

@@ -1,0 +1,182 @@
+"""``mrs-numerics verify``: measure every solver's order on exact Gaussian-mixture problems.
+
+:func:`run_verification` is the Python API (it returns the same results the command prints).
+Per problem (an exact MR Gaussian-mixture oracle, :mod:`mrs_numerics.oracles`):
+
+- ODE solvers (``mrs-ode-*``, ``euler-ode``, ``heun-ode``): global order against one scipy
+  PF-ODE reference per problem (rtol = atol = 1e-12), full sampler and (MR Sampler) kernels
+  from an exact warm start;
+- SDE solvers (``mrs-sde-*``, ``posterior``, ``euler-maruyama``): strong order on coupled
+  Brownian paths (:mod:`mrs_numerics.noise`), weak order from exact moments on Gaussian data;
+- model predictions: each solver run with a noise / data / velocity / score oracle gives the
+  same result to round-off (conversion equivalence), instead of repeating every ladder.
+
+Levels: ``quick`` (short ladders, one problem), ``default`` (≤ 2 minutes on 2 cores), ``full``
+(every built-in problem, longer ladders).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from mrs_numerics import convergence as conv
+from mrs_numerics.convergence import OrderResult
+
+LAM_RANGE = (-1.0, 3.0)
+"""λ from the noisy start to a moderate end (explicit baselines are stiff near t → 0)."""
+
+
+@dataclass(frozen=True)
+class Level:
+    """Ladder lengths of a verification level."""
+
+    name: str
+    problems: tuple[str, ...]
+    mrs_ode: tuple[int, int]
+    baseline_ode: tuple[int, int]
+    sde_strong: tuple[int, int]
+    em_strong: tuple[int, int]
+    weak: tuple[int, int]
+    em_weak: tuple[int, int]
+    batch: int
+    strong_batch: int
+
+
+def _level(name, problems, levels, batch, strong_batch) -> Level:
+    """Ladders start at 16 (MRS), 64 (explicit baselines), 8 / 32 (strong), 16 / 64 (weak)."""
+    return Level(
+        name,
+        problems,
+        (16, levels),
+        (64, levels),
+        (8, levels),
+        (32, levels),
+        (16, levels),
+        (64, levels),
+        batch,
+        strong_batch,
+    )
+
+
+LEVELS = {
+    "quick": _level("quick", ("gmm-2d-diag",), 4, 8, 64),
+    "default": _level("default", ("gmm-2d-diag",), 5, 8, 128),
+    "full": _level("full", ("gauss-1d", "gmm-2d-diag", "gmm-3d-full"), 6, 16, 256),
+}
+
+
+def _solvers(kind: str, solvers=None):
+    from mrs_numerics.solvers import SOLVERS
+
+    chosen = [s for s in SOLVERS.values() if s.method == kind]
+    if solvers is not None:
+        chosen = [s for s in chosen if s.id in solvers]
+    return chosen
+
+
+def _ladder(spec: tuple[int, int]) -> list[int]:
+    return conv.geometric_ladder(*spec)
+
+
+def _result(info, problem, schedule, kind, run, declared, study, steps, prediction="data"):
+    h, errors, nfes = study
+    observed, window = conv.fit_order(h, errors)
+    return OrderResult(
+        solver=info.id,
+        problem=problem,
+        schedule=schedule.name,
+        method=info.method,
+        declared_order=float(declared),
+        order_kind=kind,
+        run=run,
+        solver_prediction=info.solver_prediction,
+        model_prediction=prediction,
+        observed_order=observed,
+        passed=conv.verdict(observed, declared),
+        steps=list(steps),
+        nfe=list(nfes),
+        h_max=list(h),
+        errors=list(errors),
+        window=window,
+    )
+
+
+def _start(oracle, schedule, batch: int, seed: int):
+    gen = torch.Generator().manual_seed(seed)
+    mu = 0.3 * torch.randn(batch, oracle.dim, generator=gen, dtype=torch.float64)
+    t0 = schedule.t_of_lam(torch.tensor(LAM_RANGE[0], dtype=torch.float64))
+    return mu, oracle.sample_marginal(mu, t0, generator=gen), t0
+
+
+def ode_results(problem: str, schedule, level: Level, solvers=None, tick=None) -> list[OrderResult]:
+    """Global orders of every ODE solver on one problem (one reference for all of them)."""
+    from mrs_numerics.oracles import builtin_problem
+    from mrs_numerics.references import pf_ode_reference, pf_ode_reference_times
+
+    oracle = builtin_problem(problem, schedule)
+    model = oracle.model("data")
+    mu, x_T, t0 = _start(oracle, schedule, level.batch, seed=1)
+    t_end = schedule.t_of_lam(torch.tensor(LAM_RANGE[1], dtype=torch.float64))
+    exact_end = pf_ode_reference(oracle, schedule, x_T, mu, t0, t_end).x
+
+    cache: dict = {}
+
+    def exact_at(times):
+        key = tuple(times.tolist())
+        if key not in cache:
+            cache[key] = list(pf_ode_reference_times(oracle, schedule, x_T, mu, times[0], times).xs)
+        return cache[key]
+
+    results = []
+    for info in _solvers("ode", solvers):
+        mrs = info.family == "mrs"
+        ladder = _ladder(level.mrs_ode if mrs else level.baseline_ode)
+        study = conv.ode_full_errors(
+            info.id, schedule, model, mu, x_T, ladder, LAM_RANGE, exact_end
+        )
+        results.append(
+            _result(info, problem, schedule, "global", "full", info.order, study, ladder)
+        )
+        if mrs:
+            warm = _partial_exact(exact_at)
+            study = conv.ode_kernel_errors(
+                info.id, schedule, model, mu, x_T, ladder, LAM_RANGE, warm
+            )
+            results.append(
+                _result(info, problem, schedule, "global", "kernel", info.order, study, ladder)
+            )
+        if tick:
+            tick()
+    return results
+
+
+def _partial_exact(exact_at: Callable) -> Callable:
+    """Exact states only where the warm start needs them (the first three times and the end)."""
+
+    def at(times):
+        needed = exact_at(torch.cat([times[:3], times[-1:]]))
+        full = [None] * len(times)
+        full[0], full[1], full[2], full[-1] = needed[0], needed[1], needed[2], needed[3]
+        return full
+
+    return at
+
+
+def weak_results(schedule, level: Level, solvers=None, tick=None) -> list[OrderResult]:
+    """Weak orders of every SDE solver on Gaussian data (exact moments, no Monte Carlo)."""
+    problem = conv.DiagonalGaussian.default()
+    results = []
+    for info in _solvers("sde", solvers):
+        ladder = _ladder(level.em_weak if info.id == "euler-maruyama" else level.weak)
+        h, errors, _, nfes = conv.weak_study(info.id, schedule, problem, ladder, LAM_RANGE)
+        study = (h, errors, nfes)
+        declared = info.weak_order
+        results.append(
+            _result(info, "gauss-diag", schedule, "weak", "full", declared, study, ladder)
+        )
+        if tick:
+            tick()
+    return results
