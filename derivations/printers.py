@@ -40,6 +40,14 @@ class TorchCodePrinter(_PhiMixin, TorchPrinter):
     def __init__(self, settings=None):
         super().__init__({**_SETTINGS, **(settings or {})})
 
+    def _print_Pow(self, expr):
+        """Integer powers with Python's ``**``: it works for tensors and plain floats alike
+        (``torch.pow(float, float)`` does not, and conversions receive float α, σ)."""
+        base, exponent = expr.args
+        if exponent.is_Integer:
+            return f"{self.parenthesize(base, 1000)}**{int(exponent)}"
+        return super()._print_Pow(expr)
+
     def _print_expm1(self, expr):
         return f"torch.expm1({self._print(expr.args[0])})"
 

@@ -21,6 +21,7 @@ start (earlier outputs evaluated on the exact path). The verdict is "observed wi
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -290,3 +291,49 @@ def ode_kernel_errors(solver_id, schedule, model, mu, x_T, ladder, lam_range, ex
         h_values.append(h_max_of(schedule, times))
         nfes.append(steps - order + 1)
     return h_values, errors, nfes
+
+
+REFERENCE_SOLVER = "mrs-sde-2-data"
+"""The strong reference: this solver on a grid REFERENCE_REFINEMENT × finer than the finest rung."""
+REFERENCE_REFINEMENT = 16
+
+
+def strong_study(
+    solver_ids, schedule, model, mu, x_T, coarsest: int, levels: int, lam_range, seed=0
+):
+    """Root-mean-square pathwise errors of SDE solvers on nested grids sharing one Brownian path.
+
+    Rung j refines a wobbly λ grid of ``coarsest`` steps 2^j times (uniformly in λ inside each
+    coarse interval), so every rung is a subset of the reference grid and every coarse step's
+    noise is the exact integral of the same fine path (:class:`mrs_numerics.noise.CoupledBrownian`).
+    Returns {solver: (h_max list, errors, nfe list, steps list)}.
+    """
+    from mrs_numerics.noise import CoupledBrownian, family_for, nested_grid
+    from mrs_numerics.solvers import make_sampler, solver_info
+
+    base = wobbly_lambda_times(schedule, *lam_range, coarsest)
+    rungs = [nested_grid(schedule, base, 2**j) for j in range(levels)]
+    finest = nested_grid(schedule, base, 2 ** (levels - 1) * REFERENCE_REFINEMENT)
+    path = CoupledBrownian(schedule, finest, tuple(x_T.shape), seed=seed)
+
+    def run(solver_id, times):
+        family = family_for(solver_id)
+        options = {"lower_order_final": False} if solver_info(solver_id).family == "mrs" else {}
+        sampler = make_sampler(
+            solver_id, schedule, "data", noise_fn=path.noise_fn(family, times), **options
+        )
+        return sampler.sample(model, mu, timesteps=times, x_T=x_T)
+
+    reference = run(REFERENCE_SOLVER, finest).x
+    studies = {}
+    for solver_id in solver_ids:
+        warnings.filterwarnings("ignore", message="a noise-form SDE", category=UserWarning)
+        h, errors, nfes, steps = [], [], [], []
+        for times in rungs:
+            result = run(solver_id, times)
+            errors.append(float(((result.x - reference) ** 2).mean().sqrt()))
+            h.append(h_max_of(schedule, times))
+            nfes.append(result.nfe)
+            steps.append(times.numel() - 1)
+        studies[solver_id] = (h, errors, nfes, steps)
+    return studies

@@ -180,3 +180,121 @@ def weak_results(schedule, level: Level, solvers=None, tick=None) -> list[OrderR
         if tick:
             tick()
     return results
+
+
+def strong_results(problem: str, schedule, level: Level, solvers=None, tick=None):
+    """Strong orders of every SDE solver on one problem, on coupled Brownian paths."""
+    from mrs_numerics.oracles import builtin_problem
+
+    oracle = builtin_problem(problem, schedule)
+    model = oracle.model("data")
+    mu, x_T, _ = _start(oracle, schedule, level.strong_batch, seed=2)
+    chosen = _solvers("sde", solvers)
+    results = []
+    groups = (
+        ([s for s in chosen if s.id != "euler-maruyama"], level.sde_strong),
+        ([s for s in chosen if s.id == "euler-maruyama"], level.em_strong),
+    )
+    for infos, (coarsest, levels) in groups:
+        if not infos:
+            continue
+        studies = conv.strong_study(
+            [i.id for i in infos], schedule, model, mu, x_T, coarsest, levels, LAM_RANGE
+        )
+        for info in infos:
+            h, errors, nfes, steps = studies[info.id]
+            declared = info.strong_order
+            study = (h, errors, nfes)
+            results.append(
+                _result(info, problem, schedule, "strong", "full", declared, study, steps)
+            )
+            if tick:
+                tick()
+    return results
+
+
+PREDICTIONS = ("noise", "velocity", "score")
+CONVERSION_TOLERANCE = 1e-9
+
+
+def conversion_checks(problem: str, schedule, steps: int = 10, solvers=None) -> list[dict]:
+    """Every solver fed a noise / velocity / score oracle reproduces its data-oracle run."""
+    from mrs_numerics.oracles import builtin_problem
+    from mrs_numerics.solvers import SOLVERS, make_sampler
+
+    oracle = builtin_problem(problem, schedule)
+    mu, x_T, _ = _start(oracle, schedule, 8, seed=3)
+    t_end = float(schedule.t_of_lam(torch.tensor(LAM_RANGE[1], dtype=torch.float64)))
+    t0 = float(schedule.t_of_lam(torch.tensor(LAM_RANGE[0], dtype=torch.float64)))
+
+    def noise_fn(step, shape, dtype, device):
+        gen = torch.Generator().manual_seed(500 + step)
+        return torch.randn(shape, generator=gen, dtype=torch.float64).to(device, dtype)
+
+    rows = []
+    for solver_id in solvers or sorted(SOLVERS):
+        results = {}
+        for prediction in ("data", *PREDICTIONS):
+            sampler = make_sampler(
+                solver_id, schedule, prediction, noise_fn=noise_fn, t_start=t0, t_end=t_end
+            )
+            results[prediction] = sampler.sample(
+                oracle.model(prediction), mu, steps=steps, x_T=x_T
+            ).x
+        for prediction in PREDICTIONS:
+            difference = float((results[prediction] - results["data"]).abs().max())
+            rows.append(
+                {
+                    "solver": solver_id,
+                    "model_prediction": prediction,
+                    "max_difference": difference,
+                    "passed": difference <= CONVERSION_TOLERANCE,
+                }
+            )
+    return rows
+
+
+def run_verification(
+    level: str = "default",
+    problems: tuple[str, ...] | None = None,
+    schedule=None,
+    solvers=None,
+    progress: bool = False,
+) -> tuple[list[OrderResult], list[dict]]:
+    """Measure every solver's declared orders; returns (order results, conversion checks)."""
+    import warnings
+
+    from tqdm.auto import tqdm
+
+    from mrs_numerics import schedules
+
+    if level not in LEVELS:
+        raise ValueError(f"unknown level {level!r}; allowed: {', '.join(LEVELS)}")
+    spec = LEVELS[level]
+    schedule = schedule if schedule is not None else schedules.cosine()
+    problems = tuple(problems) if problems else spec.problems
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    results: list[OrderResult] = []
+    conversions: list[dict] = []
+    n_ode, n_sde = len(_solvers("ode", solvers)), len(_solvers("sde", solvers))
+    total = len(problems) * (n_ode + n_sde) + n_sde + len(problems)
+    try:
+        with (
+            warnings.catch_warnings(),
+            tqdm(total=total, disable=not progress, desc="verify") as bar,
+        ):
+            warnings.filterwarnings("ignore", message="a noise-form SDE", category=UserWarning)
+            for problem in problems:
+                bar.set_postfix_str(f"{problem}: ODE global")
+                results += ode_results(problem, schedule, spec, solvers, bar.update)
+                bar.set_postfix_str(f"{problem}: SDE strong")
+                results += strong_results(problem, schedule, spec, solvers, bar.update)
+                bar.set_postfix_str(f"{problem}: conversions")
+                conversions += conversion_checks(problem, schedule, solvers=solvers)
+                bar.update()
+            bar.set_postfix_str("SDE weak")
+            results += weak_results(schedule, spec, solvers, bar.update)
+    finally:
+        torch.set_num_threads(threads)
+    return results, conversions

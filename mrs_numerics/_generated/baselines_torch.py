@@ -21,7 +21,7 @@ def euler_maruyama(dt, theta_s, sigma_s, max_sigma):
     derivations.baselines.BASELINE_INPUTS (dt = s − t > 0, max_sigma = Λ).
     """
     c0 = dt*theta_s
-    return StepCoefficients(c0 + 1.0, -c0, (-2.0*c0*torch.pow(max_sigma, 2.0)/sigma_s,), 1.4142135623730951*torch.sqrt(dt)*max_sigma*torch.sqrt(theta_s))
+    return StepCoefficients(c0 + 1.0, -c0, (-2.0*c0*(max_sigma)**2/sigma_s,), 1.4142135623730951*torch.sqrt(dt)*max_sigma*torch.sqrt(theta_s))
 
 
 def posterior(alpha_s, sigma_s, alpha_t, sigma_t):
@@ -33,13 +33,13 @@ def posterior(alpha_s, sigma_s, alpha_t, sigma_t):
     z ~ N(0, I) (noise is None for ODEs). Arguments are schedule values named as in
     derivations.baselines.BASELINE_INPUTS (dt = s − t > 0, max_sigma = Λ).
     """
-    c0 = torch.pow(sigma_t, 2.0)
+    c0 = (sigma_t)**2
     c1 = alpha_s*c0
-    c2 = torch.pow(alpha_t, -1.0)
-    c3 = torch.pow(sigma_s, 2.0)
+    c2 = (alpha_t)**-1
+    c3 = (sigma_s)**2
     c4 = c2/c3
-    c5 = torch.pow(alpha_s, 2.0)*c0
-    return StepCoefficients(c1*c4, -c4*(alpha_t*c3*(alpha_t - 1.0) + c1 - c5), (alpha_t - c4*c5,), c2*sigma_t*torch.sqrt(torch.pow(alpha_t, 2.0)*c3 - c5)/sigma_s)
+    c5 = (alpha_s)**2*c0
+    return StepCoefficients(c1*c4, -c4*(alpha_t*c3*(alpha_t - 1.0) + c1 - c5), (alpha_t - c4*c5,), c2*sigma_t*torch.sqrt((alpha_t)**2*c3 - c5)/sigma_s)
 
 
 def euler_ode(dt, theta_s, sigma_s, max_sigma):
@@ -52,7 +52,7 @@ def euler_ode(dt, theta_s, sigma_s, max_sigma):
     derivations.baselines.BASELINE_INPUTS (dt = s − t > 0, max_sigma = Λ).
     """
     c0 = dt*theta_s
-    return StepCoefficients(c0 + 1.0, -c0, (-c0*torch.pow(max_sigma, 2.0)/sigma_s,), None)
+    return StepCoefficients(c0 + 1.0, -c0, (-c0*(max_sigma)**2/sigma_s,), None)
 
 
 def heun_ode_predictor(dt, theta_s, sigma_s, max_sigma):
@@ -65,7 +65,7 @@ def heun_ode_predictor(dt, theta_s, sigma_s, max_sigma):
     derivations.baselines.BASELINE_INPUTS (dt = s − t > 0, max_sigma = Λ).
     """
     c0 = dt*theta_s
-    return StepCoefficients(c0 + 1.0, -c0, (-c0*torch.pow(max_sigma, 2.0)/sigma_s,), None)
+    return StepCoefficients(c0 + 1.0, -c0, (-c0*(max_sigma)**2/sigma_s,), None)
 
 
 def heun_ode(dt, theta_s, sigma_s, theta_t, sigma_t, max_sigma):
@@ -82,5 +82,5 @@ def heun_ode(dt, theta_s, sigma_s, theta_t, sigma_t, max_sigma):
     c1 = c0*theta_s
     c2 = dt*theta_t
     c3 = (0.5)*c2
-    c4 = torch.pow(max_sigma, 2.0)
-    return StepCoefficients(c1 + c3 + (0.5)*torch.pow(dt, 2.0)*theta_s*theta_t + 1.0, -c0*(c2*theta_s + theta_s + theta_t), (-c1*c4*(c2 + 1.0)/sigma_s, -c3*c4/sigma_t), None)
+    c4 = (max_sigma)**2
+    return StepCoefficients(c1 + c3 + (0.5)*(dt)**2*theta_s*theta_t + 1.0, -c0*(c2*theta_s + theta_s + theta_t), (-c1*c4*(c2 + 1.0)/sigma_s, -c3*c4/sigma_t), None)

@@ -26,4 +26,4 @@ def lam_of_Theta(Theta, max_sigma):
 
 def Theta_of_lam(lam, max_sigma):
     """Θ(λ) = ½ log1p(e^{−2λ}/Λ²), the inverse of λ(Θ)."""
-    return (0.5)*torch.log1p(torch.exp(-2.0*lam)/torch.pow(max_sigma, 2.0))
+    return (0.5)*torch.log1p(torch.exp(-2.0*lam)/(max_sigma)**2)

@@ -6,8 +6,6 @@ change the derivation and regenerate (``make codegen``).
 
 # fmt: off
 
-import torch
-
 
 def data_from_noise(x, mu, out, alpha, sigma, max_sigma):
     """data prediction from a noise prediction ``out`` at state x, condition mu.
@@ -33,7 +31,7 @@ def data_from_score(x, mu, out, alpha, sigma, max_sigma):
     alpha, sigma: schedule values at the state's time (broadcastable);
     max_sigma: Λ.
     """
-    return mu + (-mu + out*torch.pow(sigma, 2.0) + x)/alpha
+    return mu + (-mu + out*(sigma)**2 + x)/alpha
 
 
 def noise_from_data(x, mu, out, alpha, sigma, max_sigma):

@@ -51,13 +51,13 @@ def ode_noise_multistep_3(h, r1, r2, alpha_s, sigma_s, alpha_e, sigma_e):
     """
     c0 = alpha_e/alpha_s
     c1 = phi_2(h)
-    c2 = torch.pow(r1 + r2, -1.0)
-    c3 = torch.pow(r1, -1.0)
+    c2 = (r1 + r2)**-1
+    c3 = (r1)**-1
     c4 = 2.0*phi_3(h)
     c5 = c3*c4
     c6 = c1*c3
     c7 = h*sigma_e
-    c8 = torch.pow(r2, -1.0)
+    c8 = (r2)**-1
     return StepCoefficients(c0, 1.0 - c0, (-c7*(2.0*c1*c2 + c2*c5 + c2*c6*r2 + phi_1(h)), c7*(c1*c8 + c5*c8 + c6), -c2*c7*c8*(c1*r1 + c4)), None)
 
 
@@ -105,13 +105,13 @@ def ode_data_multistep_3(h, r1, r2, alpha_s, sigma_s, alpha_e, sigma_e):
     c1 = -h
     c2 = phi_1(c1)
     c3 = alpha_e*h
-    c4 = torch.pow(r1 + r2, -1.0)
+    c4 = (r1 + r2)**-1
     c5 = phi_2(c1)
-    c6 = torch.pow(r1, -1.0)
+    c6 = (r1)**-1
     c7 = 2.0*phi_3(c1)
     c8 = c6*c7
     c9 = c5*c6
-    c10 = torch.pow(r2, -1.0)
+    c10 = (r2)**-1
     return StepCoefficients(c0, -c0 - c2*c3 + 1.0, (c3*(c2 + 2.0*c4*c5 + c4*c8 + c4*c9*r2), -c3*(c10*c5 + c10*c8 + c9), c10*c3*c4*(c5*r1 + c7)), None)
 
 
@@ -248,7 +248,7 @@ def ode_noise_singlestep_3(h, r1, alpha_s, sigma_s, alpha_e, sigma_e):
     """
     c0 = alpha_e/alpha_s
     c1 = phi_2(h)
-    c2 = torch.pow(r1, -1.0)
+    c2 = (r1)**-1
     c3 = phi_3(h)
     c4 = h*sigma_e
     c5 = c4/(r1 - 0.6666666666666666)
@@ -334,7 +334,7 @@ def ode_data_singlestep_3(h, r1, alpha_s, sigma_s, alpha_e, sigma_e):
     c2 = phi_1(c1)
     c3 = alpha_e*h
     c4 = phi_2(c1)
-    c5 = torch.pow(r1, -1.0)
+    c5 = (r1)**-1
     c6 = phi_3(c1)
     c7 = c3/(r1 - 0.6666666666666666)
     return StepCoefficients(c0, -c0 - c2*c3 + 1.0, (c3*(c2 - c4*c5 - 1.5*c4 + 3.0*c5*c6), -2.0*c5*c7*((0.3333333333333333)*c4 - c6), (1.5)*c7*(c4*r1 - 2.0*c6)), None)

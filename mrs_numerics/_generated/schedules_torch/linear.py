@@ -39,7 +39,7 @@ def Theta(t, *, max_sigma=0.19607843137254902, eps=0.005, beta_start=0.0001, bet
     c = -2.0*math.log(eps)/(beta_end + beta_start)
     k0 = (0.5)*beta_end*c - 0.5*beta_start*c
     k1 = beta_start*c
-    return k0*torch.pow(t, 2.0) + k1*t
+    return k0*(t)**2 + k1*t
 
 
 def alpha(t, *, max_sigma=0.19607843137254902, eps=0.005, beta_start=0.0001, beta_end=0.02):
