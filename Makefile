@@ -32,6 +32,9 @@ test: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
 
+verify: $(STAMP)
+	$(VENV)/bin/mrs-numerics verify --out verify-report --json verify-report/results.json
+
 codegen: $(STAMP)
 	$(PY) -m derivations.codegen
 

@@ -50,7 +50,8 @@ def _plot(results: Sequence[OrderResult], kind: str, title: str, path: Path) -> 
     chosen = [r for r in results if r.order_kind == kind and r.errors]
     if not chosen:
         return False
-    fig, ax = plt.subplots(figsize=(7.5, 5.5))
+    fig, ax = plt.subplots(figsize=(8, 6))
+    ax.set_prop_cycle(color=plt.cm.tab20.colors)
     for r in chosen:
         errors = [abs(e) for e in r.errors]
         style = "-o" if r.run == "full" else "--s"

@@ -25,7 +25,7 @@ import torch
 from mrs_numerics import convergence as conv
 from mrs_numerics.convergence import OrderResult
 
-LAM_RANGE = (-1.0, 3.0)
+LAM_RANGE = (-1.0, 2.0)
 """λ from the noisy start to a moderate end (explicit baselines are stiff near t → 0)."""
 
 
@@ -46,13 +46,13 @@ class Level:
 
 
 def _level(name, problems, levels, batch, strong_batch) -> Level:
-    """Ladders start at 16 (MRS), 64 (explicit baselines), 8 / 32 (strong), 16 / 64 (weak)."""
+    """Ladders start at 16 (MRS), 64 (explicit baselines), 16 / 32 (strong), 16 / 64 (weak)."""
     return Level(
         name,
         problems,
         (16, levels),
         (64, levels),
-        (8, levels),
+        (16, levels),
         (32, levels),
         (16, levels),
         (64, levels),
@@ -62,7 +62,7 @@ def _level(name, problems, levels, batch, strong_batch) -> Level:
 
 
 LEVELS = {
-    "quick": _level("quick", ("gmm-2d-diag",), 4, 8, 64),
+    "quick": _level("quick", ("gmm-2d-diag",), 4, 8, 128),
     "default": _level("default", ("gmm-2d-diag",), 5, 8, 128),
     "full": _level("full", ("gauss-1d", "gmm-2d-diag", "gmm-3d-full"), 6, 16, 256),
 }
