@@ -20,25 +20,21 @@ import torch
 
 from mrs_numerics import grids, parameterization
 from mrs_numerics._generated import baselines_registry, baselines_torch
-from mrs_numerics.samplers import _check_inputs, _resolve_times, _work_dtype, prior_sample
+from mrs_numerics.samplers import GridSampler, _resolve_times
 from mrs_numerics.stepping import (
     Evaluation,
-    Options,
     Plan,
     PlanCache,
-    SampleResult,
     Stage,
     Step,
     Thresholding,
     cast_coefficients,
-    noise_source,
-    run,
 )
 
 BASELINE_IDS = tuple(baselines_registry.BASELINES)
 
 
-class BaselineSampler:
+class BaselineSampler(GridSampler):
     """A strided baseline (see the module docstring) with the MR Sampler's ``sample`` API."""
 
     def __init__(
@@ -69,18 +65,13 @@ class BaselineSampler:
         self.clip_x0 = tuple(clip_x0) if clip_x0 is not None else None
         self.thresholding = Thresholding() if thresholding is True else (thresholding or None)
         self.noise_fn = noise_fn
+        self.denoise_last = False
         self._plans = PlanCache(self.plan)
 
     def __repr__(self) -> str:
         return (
             f"BaselineSampler({self.solver_id}, model_prediction={self.model_prediction!r}, "
             f"grid={self.grid!r})"
-        )
-
-    def timesteps(self, steps: int) -> torch.Tensor:
-        """The grid this sampler uses for ``steps`` steps."""
-        return grids.timesteps(
-            self.schedule, steps, self.grid, self.t_start, self.t_end, self.lam_min, self.rho
         )
 
     def _values(self, s, t) -> dict:
@@ -125,29 +116,3 @@ class BaselineSampler:
             for stage in step.stages:
                 stage.coefficients = cast_coefficients(stage.coefficients, dtype, device)
         return Plan(times, plan_steps, 0, self.info["prediction"])
-
-    def sample(
-        self,
-        model: Callable,
-        mu: torch.Tensor,
-        steps: int | None = None,
-        timesteps=None,
-        x_T: torch.Tensor | None = None,
-        generator=None,
-        callback: Callable | None = None,
-        progress: bool = False,
-        return_trajectory: bool = False,
-    ) -> SampleResult:
-        """Same contract as :meth:`mrs_numerics.MRSampler.sample`."""
-        x_T, mu = _check_inputs(mu, x_T)
-        plan = self._plans.get(steps, timesteps, mu.device, _work_dtype(mu))
-        if x_T is None:
-            x_T = prior_sample(self.schedule, mu, plan.timesteps[0], generator)
-        options = Options(
-            self.model_prediction,
-            self.clip_x0,
-            self.thresholding,
-            float(self.schedule.max_sigma),
-        )
-        noise = noise_source(generator, self.noise_fn)
-        return run(plan, model, x_T, mu, options, noise, callback, progress, return_trajectory)

@@ -59,7 +59,53 @@ NOISE_SDE_WARN_BELOW = 10
 """A noise-form SDE below this many steps warns: it is known to blow up at 3–5 NFE."""
 
 
-class MRSampler:
+class GridSampler:
+    """What every sampler on a time grid shares: the grid, the cached plan and ``sample``.
+
+    Subclasses set ``schedule``, ``grid``, ``t_start``, ``t_end``, ``lam_min``, ``rho``,
+    ``model_prediction``, ``clip_x0``, ``thresholding``, ``noise_fn``, ``denoise_last`` and
+    ``_plans`` (a :class:`~mrs_numerics.stepping.PlanCache` of their ``plan``).
+    """
+
+    def timesteps(self, steps: int) -> torch.Tensor:
+        """The grid this sampler uses for ``steps`` steps."""
+        return grids.timesteps(
+            self.schedule, steps, self.grid, self.t_start, self.t_end, self.lam_min, self.rho
+        )
+
+    def sample(
+        self,
+        model: Callable,
+        mu: torch.Tensor,
+        steps: int | None = None,
+        timesteps=None,
+        x_T: torch.Tensor | None = None,
+        generator=None,
+        callback: Callable | None = None,
+        progress: bool = False,
+        return_trajectory: bool = False,
+    ) -> SampleResult:
+        """Sample from the prior at the first time to the last; see the module docstring.
+
+        ``model(x, t, mu)`` returns the ``model_prediction``; t is a float64 tensor [batch].
+        ``x_T`` defaults to the prior μ + σ(t_0)·ξ (≈ μ + Λξ at t_max). ``generator`` is a
+        torch.Generator or a list with one per sample (per-sample seeds).
+        """
+        x_T, mu = _check_inputs(mu, x_T)
+        plan = self._plans.get(steps, timesteps, mu.device, _work_dtype(mu))
+        if x_T is None:
+            x_T = prior_sample(self.schedule, mu, plan.timesteps[0], generator)
+        options = Options(
+            self.model_prediction, self.clip_x0, self.thresholding, float(self.schedule.max_sigma)
+        )
+        noise = noise_source(generator, self.noise_fn)
+        result = run(plan, model, x_T, mu, options, noise, callback, progress, return_trajectory)
+        if self.denoise_last:
+            result = _denoise_last(self, model, mu, result, options, plan)
+        return result
+
+
+class MRSampler(GridSampler):
     """The MR Sampler (Li et al., ICLR 2025) on generated, proved coefficients."""
 
     def __init__(
@@ -120,12 +166,6 @@ class MRSampler:
         return (
             f"MRSampler({self.solver_id}, model_prediction={self.model_prediction!r}, "
             f"grid={self.grid!r}, start={self.start!r}, lower_order_final={self.lower_order_final})"
-        )
-
-    def timesteps(self, steps: int) -> torch.Tensor:
-        """The grid this sampler uses for ``steps`` steps."""
-        return grids.timesteps(
-            self.schedule, steps, self.grid, self.t_start, self.t_end, self.lam_min, self.rho
         )
 
     def step_orders(self, steps: int) -> list[int]:
@@ -191,37 +231,6 @@ class MRSampler:
             ratios.append((lams[i - j + 1] - lams[i - j]) / h)
         ((fn, _, labels),) = registry.UPDATES[name]["stages"]
         return [Stage(generated_coefficients(fn, h, ratios, *ends), labels)], name
-
-    def sample(
-        self,
-        model: Callable,
-        mu: torch.Tensor,
-        steps: int | None = None,
-        timesteps=None,
-        x_T: torch.Tensor | None = None,
-        generator=None,
-        callback: Callable | None = None,
-        progress: bool = False,
-        return_trajectory: bool = False,
-    ) -> SampleResult:
-        """Sample from the prior at the first time to the last; see the module docstring.
-
-        ``model(x, t, mu)`` returns the ``model_prediction``; t is a float64 tensor [batch].
-        ``x_T`` defaults to the prior μ + σ(t_0)·ξ (≈ μ + Λξ at t_max). ``generator`` is a
-        torch.Generator or a list with one per sample (per-sample seeds).
-        """
-        x_T, mu = _check_inputs(mu, x_T)
-        plan = self._plans.get(steps, timesteps, mu.device, _work_dtype(mu))
-        if x_T is None:
-            x_T = prior_sample(self.schedule, mu, plan.timesteps[0], generator)
-        options = Options(
-            self.model_prediction, self.clip_x0, self.thresholding, float(self.schedule.max_sigma)
-        )
-        noise = noise_source(generator, self.noise_fn)
-        result = run(plan, model, x_T, mu, options, noise, callback, progress, return_trajectory)
-        if self.denoise_last:
-            result = _denoise_last(self, model, mu, result, options, plan)
-        return result
 
 
 def _work_dtype(mu):
