@@ -27,6 +27,25 @@ from mrs_numerics.convergence import OrderResult
 
 LAM_RANGE = (-1.0, 2.0)
 """λ from the noisy start to a moderate end (explicit baselines are stiff near t → 0)."""
+MIN_LAM_SPAN = 1.5
+"""The studies need at least this much λ inside a schedule's time range."""
+
+
+def lam_range(schedule) -> tuple[float, float]:
+    """LAM_RANGE clipped to the λ the schedule reaches: λ(t_max) ≤ λ ≤ λ(t_min).
+
+    Built-in schedules reach λ(1) ≈ −3.7; a user θ(t) may not (e.g. Θ(t_max) ≈ 1 gives λ ≈ 0.4).
+    """
+    ends = schedule.lam(torch.tensor([schedule.t_max, schedule.t_min], dtype=torch.float64))
+    low = max(LAM_RANGE[0], float(ends[0]) + 1e-6)
+    high = min(LAM_RANGE[1], float(ends[1]) - 1e-6)
+    if high - low < MIN_LAM_SPAN:
+        raise ValueError(
+            f"schedule {schedule.name!r} spans λ ∈ [{float(ends[0]):.3g}, {float(ends[1]):.3g}]; "
+            f"the order studies need λ from {LAM_RANGE[0]} to {LAM_RANGE[1]} (at least "
+            f"{MIN_LAM_SPAN} of it): scale θ(t) up or extend t_max"
+        )
+    return low, high
 
 
 @dataclass(frozen=True)
@@ -107,7 +126,7 @@ def _result(info, problem, schedule, kind, run, declared, study, steps, predicti
 def _start(oracle, schedule, batch: int, seed: int):
     gen = torch.Generator().manual_seed(seed)
     mu = 0.3 * torch.randn(batch, oracle.dim, generator=gen, dtype=torch.float64)
-    t0 = schedule.t_of_lam(torch.tensor(LAM_RANGE[0], dtype=torch.float64))
+    t0 = schedule.t_of_lam(torch.tensor(lam_range(schedule)[0], dtype=torch.float64))
     return mu, oracle.sample_marginal(mu, t0, generator=gen), t0
 
 
@@ -119,7 +138,7 @@ def ode_results(problem: str, schedule, level: Level, solvers=None, tick=None) -
     oracle = builtin_problem(problem, schedule)
     model = oracle.model("data")
     mu, x_T, t0 = _start(oracle, schedule, level.batch, seed=1)
-    t_end = schedule.t_of_lam(torch.tensor(LAM_RANGE[1], dtype=torch.float64))
+    t_end = schedule.t_of_lam(torch.tensor(lam_range(schedule)[1], dtype=torch.float64))
     exact_end = pf_ode_reference(oracle, schedule, x_T, mu, t0, t_end).x
 
     cache: dict = {}
@@ -135,7 +154,7 @@ def ode_results(problem: str, schedule, level: Level, solvers=None, tick=None) -
         mrs = info.family == "mrs"
         ladder = _ladder(level.mrs_ode if mrs else level.baseline_ode)
         study = conv.ode_full_errors(
-            info.id, schedule, model, mu, x_T, ladder, LAM_RANGE, exact_end
+            info.id, schedule, model, mu, x_T, ladder, lam_range(schedule), exact_end
         )
         results.append(
             _result(info, problem, schedule, "global", "full", info.order, study, ladder)
@@ -143,7 +162,7 @@ def ode_results(problem: str, schedule, level: Level, solvers=None, tick=None) -
         if mrs:
             warm = _partial_exact(exact_at)
             study = conv.ode_kernel_errors(
-                info.id, schedule, model, mu, x_T, ladder, LAM_RANGE, warm
+                info.id, schedule, model, mu, x_T, ladder, lam_range(schedule), warm
             )
             results.append(
                 _result(info, problem, schedule, "global", "kernel", info.order, study, ladder)
@@ -171,7 +190,9 @@ def weak_results(schedule, level: Level, solvers=None, tick=None) -> list[OrderR
     results = []
     for info in _solvers("sde", solvers):
         ladder = _ladder(level.em_weak if info.id == "euler-maruyama" else level.weak)
-        h, errors, _, nfes = conv.weak_study(info.id, schedule, problem, ladder, LAM_RANGE)
+        h, errors, _, nfes = conv.weak_study(
+            info.id, schedule, problem, ladder, lam_range(schedule)
+        )
         study = (h, errors, nfes)
         declared = info.weak_order
         results.append(
@@ -199,7 +220,7 @@ def strong_results(problem: str, schedule, level: Level, solvers=None, tick=None
         if not infos:
             continue
         studies = conv.strong_study(
-            [i.id for i in infos], schedule, model, mu, x_T, coarsest, levels, LAM_RANGE
+            [i.id for i in infos], schedule, model, mu, x_T, coarsest, levels, lam_range(schedule)
         )
         for info in infos:
             h, errors, nfes, steps = studies[info.id]
@@ -224,8 +245,9 @@ def conversion_checks(problem: str, schedule, steps: int = 10, solvers=None) -> 
 
     oracle = builtin_problem(problem, schedule)
     mu, x_T, _ = _start(oracle, schedule, 8, seed=3)
-    t_end = float(schedule.t_of_lam(torch.tensor(LAM_RANGE[1], dtype=torch.float64)))
-    t0 = float(schedule.t_of_lam(torch.tensor(LAM_RANGE[0], dtype=torch.float64)))
+    low, high = lam_range(schedule)
+    t_end = float(schedule.t_of_lam(torch.tensor(high, dtype=torch.float64)))
+    t0 = float(schedule.t_of_lam(torch.tensor(low, dtype=torch.float64)))
 
     def noise_fn(step, shape, dtype, device):
         gen = torch.Generator().manual_seed(500 + step)
