@@ -174,10 +174,277 @@ def _run_verify(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
+# train, models
+# ---------------------------------------------------------------------------------------------
+
+
+def _add_train(subparsers: argparse._SubParsersAction) -> None:
+    from mrs_numerics.training import TrainConfig
+
+    defaults = TrainConfig()
+    parser = subparsers.add_parser(
+        "train",
+        help="train a small conditional MR restoration network on the bundled photos",
+        description=(
+            "Continuous-time MR training (cosine schedule) of the package's conditional UNet on"
+            " random crops of the bundled training photos (held-out photos are never used)."
+            " Seeded and resumable; --export writes the EMA weights and their training facts"
+            " (command, seed, held-out PSNR at 100-NFE posterior sampling) next to the shipped"
+            " networks or into --export-dir."
+        ),
+    )
+    parser.add_argument("--task", default=defaults.task)
+    parser.add_argument("--prediction", default=defaults.prediction, choices=("data", "noise"))
+    for name in ("iterations", "batch", "crop", "seed", "base_channels"):
+        parser.add_argument(
+            f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name)
+        )
+    parser.add_argument("--lr", type=float, default=defaults.lr)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--work", metavar="DIR", default="train-runs", help="checkpoint folder")
+    parser.add_argument("--resume", action="store_true", help="continue from the checkpoint")
+    parser.add_argument(
+        "--stop-after", type=int, metavar="STEPS", help="checkpoint and stop after STEPS steps"
+    )
+    parser.add_argument("--export", metavar="NAME", help="export the trained network as NAME")
+    parser.add_argument("--export-dir", metavar="DIR", help="export folder (default: shipped)")
+    parser.add_argument("--no-progress", action="store_true")
+    parser.set_defaults(run=_run_train)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from mrs_numerics.training import TrainConfig, evaluate_heldout, export, train
+
+    config = TrainConfig(
+        task=args.task,
+        prediction=args.prediction,
+        iterations=args.iterations,
+        batch=args.batch,
+        crop=args.crop,
+        seed=args.seed,
+        lr=args.lr,
+        base_channels=args.base_channels,
+    )
+    work = Path(args.work) / f"{args.task}-{args.prediction}-seed{args.seed}"
+    net, facts = train(
+        config, work, args.device, args.resume, not args.no_progress, args.stop_after
+    )
+    if facts["completed"] < config.iterations:
+        _say(f"stopped at step {facts['completed']} of {config.iterations}: resume with --resume")
+        return 0
+    _say(f"trained {config.iterations} iterations in {facts['seconds']:.0f} s on {facts['device']}")
+    if args.export:
+        heldout = evaluate_heldout(net, config, args.device)
+        for name, row in heldout["images"].items():
+            _say(
+                f"held-out {name}: input {row['input_psnr']:.2f} dB → restored "
+                f"{row['restored_psnr']:.2f} dB (SSIM {row['input_ssim']:.3f} → "
+                f"{row['restored_ssim']:.3f})"
+            )
+        folder = Path(args.export_dir) if args.export_dir else _shipped_folder()
+        command = "mrs-numerics " + " ".join(args.argv)
+        path = export(net, config, facts, heldout, args.export, folder, command)
+        _say(f"exported {path}")
+    return 0
+
+
+def _shipped_folder() -> Path:
+    from importlib import resources
+
+    return Path(str(resources.files("mrs_numerics.models.weights")))
+
+
+def _add_models(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("models", help="list the shipped networks and their training")
+    parser.set_defaults(run=_run_models)
+
+
+def _run_models(args: argparse.Namespace) -> int:
+    from mrs_numerics.models.registry import available_models
+
+    models = available_models()
+    if not models:
+        _say("no shipped networks")
+    for name, info in sorted(models.items()):
+        _say(f"{name}: task {info.task}, {info.prediction} prediction, schedule {info.schedule}")
+        _say(f"  trained {info.iterations} iterations, {info.seconds:.0f} s on {info.device}")
+        _say(f"  command: {info.command}")
+        for image, row in info.heldout.get("images", {}).items():
+            _say(
+                f"  held-out {image}: {row['input_psnr']:.2f} dB → {row['restored_psnr']:.2f} dB "
+                f"({info.heldout['sampler']}, {info.heldout['nfe']} NFE)"
+            )
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# degrade, restore
+# ---------------------------------------------------------------------------------------------
+
+
+def _task_help() -> str:
+    from mrs_numerics.degradations import TASKS
+
+    return "; ".join(f"{name}: {task.description}" for name, task in TASKS.items())
+
+
+def _add_degrade(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "degrade",
+        help="apply a restoration task's synthetic degradation to an image or a folder",
+        description=(
+            "Degrade clean PNG/JPEG images as the restoration tasks define it. IN is a file"
+            " (OUT: a file, or an existing folder) or a folder (OUT: a folder, created if"
+            " needed; outputs are PNG). Image i (sorted by name) uses seed + i. Outputs are"
+            " 8-bit files, so the unclipped denoise noise is clipped to [0, 1] on writing."
+        ),
+    )
+    parser.add_argument("input", metavar="IN", help="an image file or a folder of images")
+    parser.add_argument("-o", "--out", required=True, metavar="OUT", help="output file or folder")
+    parser.add_argument("--task", required=True, help=_task_help())
+    parser.add_argument("--seed", type=int, default=0, help="seed of the first image (default 0)")
+    parser.set_defaults(run=_run_degrade)
+
+
+def _run_degrade(args: argparse.Namespace) -> int:
+    import torch
+
+    from mrs_numerics.degradations import degrade, task
+    from mrs_numerics.images import read_image, write_image
+
+    task(args.task)
+    pairs = _image_pairs(Path(args.input), Path(args.out))
+    for index, (source, target) in enumerate(pairs):
+        generator = torch.Generator().manual_seed(args.seed + index)
+        write_image(target, degrade(args.task, read_image(source), generator))
+        _say(f"{source} -> {target}")
+    _say(f"degraded {len(pairs)} image(s) for task {args.task!r}")
+    return 0
+
+
+def _add_restore(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "restore",
+        help="restore degraded images with a shipped network and any sampler",
+        description=(
+            "Restore PNG/JPEG images of any size (reflect-padded to the network's multiple)"
+            " with a shipped MR network and a sampler under a budget of network calls."
+            " IN is a file (OUT: a file, or an existing folder) or a folder (OUT: a folder,"
+            " created if needed; outputs are PNG). Image i (sorted by name) uses seed + i."
+        ),
+    )
+    parser.add_argument("input", metavar="IN", help="an image file or a folder of images")
+    parser.add_argument("-o", "--out", required=True, metavar="OUT", help="output file or folder")
+    parser.add_argument("--task", help="the task; picks its shipped network. " + _task_help())
+    parser.add_argument(
+        "--sampler", default="mrs-ode-2-data", metavar="ID", help="solver id (mrs_numerics.solvers)"
+    )
+    parser.add_argument(
+        "--nfe", type=int, default=10, help="network calls per image, converted to steps"
+    )
+    parser.add_argument("--model", metavar="NAME", help="a shipped network (see: models)")
+    parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the first image (default 0)")
+    parser.set_defaults(run=_run_restore)
+
+
+def _run_restore(args: argparse.Namespace) -> int:
+    from mrs_numerics import schedules
+    from mrs_numerics.degradations import task
+    from mrs_numerics.images import read_image, write_image
+    from mrs_numerics.restoration import nfe_for_steps, resolve_device, restore, steps_for_nfe
+
+    if args.task is None and args.model is None:
+        raise ValueError("give --task (to use its shipped network) or --model NAME")
+    if args.task is not None:
+        task(args.task)
+    steps = steps_for_nfe(args.sampler, args.nfe)
+    device = resolve_device(args.device)
+    pairs = _image_pairs(Path(args.input), Path(args.out))
+    name, net, info = _restoration_network(args.task, args.model)
+    schedule = schedules.get(info.schedule, max_sigma=info.max_sigma)
+    for index, (source, target) in enumerate(pairs):
+        restored = restore(
+            read_image(source),
+            net,
+            info.prediction,
+            schedule,
+            sampler=args.sampler,
+            nfe=args.nfe,
+            seed=args.seed + index,
+            device=device,
+        )
+        write_image(target, restored)
+        _say(f"{source} -> {target}")
+    _say(
+        f"restored {len(pairs)} image(s) with {name} ({info.task}, {info.prediction} prediction)"
+        f" and {args.sampler}: {steps} steps, {nfe_for_steps(args.sampler, steps)} network calls"
+        " each"
+    )
+    return 0
+
+
+def _restoration_network(task: str | None, name: str | None):
+    """(name, network, facts) of the shipped network asked for by --model or --task."""
+    try:
+        from mrs_numerics.models import registry
+    except ImportError as error:
+        raise ImportError(f"no shipped networks in this installation ({error})") from None
+    name = name if name is not None else registry.model_for_task(task)
+    net, info = registry.load_model(name)
+    if task is not None and info.task != task:
+        raise ValueError(f"network {name!r} restores {info.task!r}, not {task!r}")
+    return name, net, info
+
+
+def _image_pairs(source: Path, out: Path) -> list[tuple[Path, Path]]:
+    """(input, output) paths for IN and OUT, with OUT's folder created; clear errors otherwise."""
+    from mrs_numerics.images import IMAGE_SUFFIXES, image_files
+
+    if not source.exists():
+        raise ValueError(f"input {str(source)!r} does not exist")
+    if source.is_dir():
+        pairs = _folder_pairs(source, out, image_files(source))
+    else:
+        target = out / f"{source.stem}.png" if out.is_dir() else out
+        if target.suffix.lower() not in IMAGE_SUFFIXES:
+            raise ValueError(
+                f"output {str(target)!r} needs an image suffix ({', '.join(IMAGE_SUFFIXES)})"
+            )
+        if not target.parent.is_dir():
+            raise ValueError(f"output folder {str(target.parent)!r} does not exist")
+        if target.resolve() == source.resolve():
+            raise ValueError(f"refusing to overwrite the input {str(source)!r}")
+        pairs = [(source, target)]
+    pairs[0][1].parent.mkdir(parents=True, exist_ok=True)
+    return pairs
+
+
+def _folder_pairs(source: Path, out: Path, files: list[Path]) -> list[tuple[Path, Path]]:
+    if not files:
+        raise ValueError(f"no PNG or JPEG images in {str(source)!r}")
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"output {str(out)!r} exists and is not a folder (IN is a folder)")
+    if out.resolve() == source.resolve():
+        raise ValueError(f"refusing to write into the input folder {str(source)!r}")
+    targets = [out / f"{path.stem}.png" for path in files]
+    if len(set(targets)) < len(targets):
+        raise ValueError(f"images in {str(source)!r} share a name stem; outputs would collide")
+    return list(zip(files, targets, strict=True))
+
+
+# ---------------------------------------------------------------------------------------------
 # Entry point
 # ---------------------------------------------------------------------------------------------
 
-SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (_add_codegen, _add_verify)
+SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
+    _add_codegen,
+    _add_verify,
+    _add_train,
+    _add_models,
+    _add_degrade,
+    _add_restore,
+)
 """Registrars of the subcommands, in the order ``--help`` lists them."""
 
 
@@ -195,7 +462,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``mrs-numerics``; returns the exit status (argparse exits itself on usage errors)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv
     try:
         return args.run(args)
     except _EXPECTED_ERRORS as error:

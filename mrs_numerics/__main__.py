@@ -1,0 +1,5 @@
+"""``python -m mrs_numerics`` = the ``mrs-numerics`` command."""
+
+from mrs_numerics.cli import main
+
+raise SystemExit(main())

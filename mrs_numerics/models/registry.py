@@ -1,0 +1,84 @@
+"""Shipped MR restoration networks: what exists, how each was trained, and loading them.
+
+The weights live in ``mrs_numerics/models/weights`` (read through :mod:`importlib.resources`,
+so they work from an installed wheel) with an ``index.json`` that records, per network: task,
+prediction type, schedule, the UNet configuration, the exact training command and seed, the
+iterations, wall time and device, and the held-out evaluation measured after training.
+Weights load with ``torch.load(..., weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+
+import torch
+
+from mrs_numerics.models.unet import ConditionalUNet
+
+WEIGHTS_PACKAGE = "mrs_numerics.models.weights"
+INDEX = "index.json"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Training facts of one shipped network."""
+
+    name: str
+    task: str
+    prediction: str
+    schedule: str
+    max_sigma: float
+    config: dict
+    weights: str
+    command: str
+    seed: int
+    iterations: int
+    seconds: float
+    device: str
+    heldout: dict = field(default_factory=dict)
+
+
+def _index() -> dict:
+    root = resources.files(WEIGHTS_PACKAGE)
+    path = root / INDEX
+    if not path.is_file():
+        return {}
+    return json.loads(path.read_text())
+
+
+def available_models() -> dict[str, ModelInfo]:
+    """Every shipped network by name."""
+    return {name: ModelInfo(name=name, **entry) for name, entry in _index().items()}
+
+
+def model_for_task(task: str, prediction: str | None = None) -> str:
+    """The shipped network for ``task`` (data prediction preferred unless ``prediction`` given)."""
+    candidates = [
+        info
+        for info in available_models().values()
+        if info.task == task and (prediction is None or info.prediction == prediction)
+    ]
+    if not candidates:
+        known = sorted({(i.task, i.prediction) for i in available_models().values()})
+        raise ValueError(
+            f"no shipped network for task {task!r}"
+            + (f" with {prediction!r} prediction" if prediction else "")
+            + f"; shipped (task, prediction): {known}"
+        )
+    candidates.sort(key=lambda info: info.prediction != "data")
+    return candidates[0].name
+
+
+def load_model(name: str, device: str | torch.device = "cpu") -> tuple[ConditionalUNet, ModelInfo]:
+    """The network ``name`` in eval mode on ``device``, and its facts."""
+    models = available_models()
+    if name not in models:
+        raise ValueError(f"unknown model {name!r}; shipped: {', '.join(sorted(models)) or 'none'}")
+    info = models[name]
+    net = ConditionalUNet(**info.config)
+    with resources.as_file(resources.files(WEIGHTS_PACKAGE) / info.weights) as path:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    net.load_state_dict(state)
+    return net.to(device).eval(), info

@@ -1,0 +1,275 @@
+"""restore(): padding, NFE budgets, determinism; ``mrs-numerics degrade`` and ``restore``."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import types
+
+import pytest
+import torch
+
+from mrs_numerics import schedules
+from mrs_numerics.cli import main
+from mrs_numerics.degradations import degrade
+from mrs_numerics.images import center_crop, load_photo, psnr, read_image, write_image
+from mrs_numerics.models import ConditionalUNet
+from mrs_numerics.restoration import (
+    MAX_NFE,
+    minimum_nfe,
+    nfe_for_steps,
+    restore,
+    steps_for_nfe,
+)
+
+TINY_UNET = {"base_channels": 8, "channel_mults": (1, 2, 2), "time_embedding_dim": 16}
+
+
+@pytest.fixture(scope="module")
+def schedule():
+    return schedules.cosine()
+
+
+@pytest.fixture(scope="module")
+def untrained():
+    return ConditionalUNet.random_init_for_benchmarks(0, **TINY_UNET).eval()
+
+
+class CallCounter:
+    """A model predicting zero noise that records the shapes it is called with."""
+
+    def __init__(self, required_multiple: int = 1):
+        self.required_multiple = required_multiple
+        self.shapes = []
+
+    def __call__(self, x, t, mu):
+        self.shapes.append(tuple(x.shape))
+        return torch.zeros_like(x)
+
+
+def _clean(height: int = 13, width: int = 17) -> torch.Tensor:
+    return center_crop(load_photo("astronaut"), (height, width))
+
+
+# ---------------------------------------------------------------------------------------------
+# restore()
+# ---------------------------------------------------------------------------------------------
+
+
+def test_restore_with_an_untrained_unet_keeps_odd_shapes_and_unit_range(untrained, schedule):
+    degraded = degrade("denoise", _clean(), torch.Generator().manual_seed(0))
+    restored = restore(degraded, untrained, "noise", schedule, nfe=4)
+    assert restored.shape == (3, 13, 17) and restored.dtype == torch.float32
+    assert float(restored.min()) >= 0.0 and float(restored.max()) <= 1.0
+    batch = restore(torch.stack([degraded, degraded]), untrained, "noise", schedule, nfe=4)
+    assert batch.shape == (2, 3, 13, 17)
+
+
+def test_restore_pads_to_the_model_multiple(schedule):
+    model = CallCounter(required_multiple=8)
+    restore(_clean(13, 17), model, "noise", schedule, nfe=3)
+    assert set(model.shapes) == {(1, 3, 16, 24)}
+
+
+def test_restore_is_determined_by_the_seed(untrained, schedule):
+    degraded = _clean(16, 16)
+    run = lambda seed: restore(degraded, untrained, "noise", schedule, "mrs-sde-1-data", 3, seed)  # noqa: E731
+    assert torch.equal(run(1), run(1))
+    assert not torch.equal(run(1), run(2))
+
+
+def test_restore_with_a_data_oracle_returns_the_clean_image(schedule):
+    clean = _clean(20, 24)
+    degraded = degrade("denoise", clean, torch.Generator().manual_seed(0))
+    oracle = lambda x, t, mu: clean.expand_as(x)  # noqa: E731
+    restored = restore(degraded, oracle, "data", schedule, "mrs-ode-2-data", nfe=5)
+    assert psnr(degraded.clamp(0, 1), clean) < 20
+    assert psnr(restored, clean) > 40
+
+
+@pytest.mark.parametrize(
+    ("sampler", "nfe", "steps"),
+    [
+        ("mrs-ode-2-data", 10, 10),
+        ("mrs-ode-3-data", 10, 9),
+        ("mrs-ode-3-data", 2, 1),
+        ("heun-ode", 10, 5),
+        ("heun-ode", 9, 4),
+        ("mrs-ode-3-noise", 3, 2),
+        ("mrs-sde-2-data", 1, 1),
+    ],
+)
+def test_nfe_budget_converts_to_steps_and_is_spent(sampler, nfe, steps, schedule):
+    assert steps_for_nfe(sampler, nfe) == steps
+    model = CallCounter()
+    restore(_clean(8, 8), model, "noise", schedule, sampler, nfe)
+    assert len(model.shapes) == nfe_for_steps(sampler, steps) <= nfe
+
+
+def test_minimum_nfe_counts_the_start_call():
+    assert minimum_nfe("mrs-ode-3-data") == 2
+    assert minimum_nfe("heun-ode") == 2
+    assert minimum_nfe("mrs-ode-1-noise") == 1
+
+
+@pytest.mark.parametrize(
+    ("sampler", "nfe", "message"),
+    [
+        ("mrs-ode-2-data", 0, "needs at least 1 network calls"),
+        ("mrs-ode-3-data", 1, r"needs at least 2 network calls \(1 per step \+ 1 for its start\)"),
+        ("heun-ode", 1, r"needs at least 2 network calls \(2 per step"),
+        ("mrs-ode-2-data", MAX_NFE + 1, "absurd; at most 10000"),
+        ("mrs-ode-9-data", 10, "unknown solver 'mrs-ode-9-data'; known solvers: .*heun-ode"),
+    ],
+)
+def test_bad_budgets_and_samplers_are_refused_clearly(sampler, nfe, message, schedule):
+    with pytest.raises(ValueError, match=message):
+        restore(_clean(8, 8), CallCounter(), "noise", schedule, sampler, nfe)
+
+
+def test_restore_refuses_an_absent_device(schedule):
+    with pytest.raises(ValueError, match="unknown device 'gpu7'"):
+        restore(_clean(8, 8), CallCounter(), "noise", schedule, device="gpu7")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            restore(_clean(8, 8), CallCounter(), "noise", schedule, device="cuda")
+
+
+# ---------------------------------------------------------------------------------------------
+# mrs-numerics degrade
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def photo_folder(tmp_path):
+    folder = tmp_path / "clean"
+    folder.mkdir()
+    write_image(folder / "a.png", _clean(21, 30))
+    write_image(folder / "b.jpg", center_crop(load_photo("chelsea"), (32, 19)))
+    (folder / "notes.txt").write_text("not an image")
+    return folder
+
+
+def _error_line(capsys, command: str) -> str:
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert err.startswith(f"mrs-numerics {command}: error: ")
+    return err
+
+
+def test_degrade_a_folder_end_to_end(photo_folder, tmp_path, capsys):
+    out = tmp_path / "noisy"
+    assert main(["degrade", str(photo_folder), "-o", str(out), "--task", "denoise"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png"]
+    assert "degraded 2 image(s) for task 'denoise'" in capsys.readouterr().out
+    clean, noisy = read_image(photo_folder / "a.png"), read_image(out / "a.png")
+    assert noisy.shape == (3, 21, 30)
+    assert 10 < psnr(noisy, clean) < 20
+    assert read_image(out / "b.png").shape == (3, 32, 19)
+
+
+def test_degrade_a_file_is_seeded(photo_folder, tmp_path):
+    source = str(photo_folder / "a.png")
+    for name, seed in (("one.png", "3"), ("two.png", "3"), ("three.png", "4")):
+        argv = ["degrade", source, "-o", str(tmp_path / name), "--task", "blur", "--seed", seed]
+        assert main(argv) == 0
+    one, two, three = (read_image(tmp_path / n) for n in ("one.png", "two.png", "three.png"))
+    assert torch.equal(one, two) and not torch.equal(one, three)
+    assert main(["degrade", source, "-o", str(tmp_path), "--task", "jpeg"]) == 0
+    assert (tmp_path / "a.png").is_file()
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["{folder}/a.png", "-o", "{tmp}/x.png", "--task", "dehaze"], "unknown task 'dehaze'"),
+        (["{tmp}/missing.png", "-o", "{tmp}/x.png", "--task", "jpeg"], "does not exist"),
+        (["{folder}/notes.txt", "-o", "{tmp}/x.png", "--task", "jpeg"], "cannot read image"),
+        (["{folder}/a.png", "-o", "{tmp}/no/x.png", "--task", "jpeg"], "folder .* does not exist"),
+        (["{folder}/a.png", "-o", "{tmp}/x.txt", "--task", "jpeg"], "needs an image suffix"),
+        (["{folder}/a.png", "-o", "{folder}/a.png", "--task", "jpeg"], "overwrite the input"),
+        (["{folder}", "-o", "{folder}", "--task", "jpeg"], "into the input folder"),
+        (["{folder}", "-o", "{folder}/a.png", "--task", "jpeg"], "is not a folder"),
+        (["{tmp}/empty", "-o", "{tmp}/out", "--task", "jpeg"], "no PNG or JPEG images"),
+    ],
+)
+def test_degrade_errors_exit_2_with_one_line(arguments, message, photo_folder, tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    argv = [a.format(folder=photo_folder, tmp=tmp_path) for a in arguments]
+    assert main(["degrade", *argv]) == 2
+    assert re.search(message, _error_line(capsys, "degrade"))
+
+
+# ---------------------------------------------------------------------------------------------
+# mrs-numerics restore
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--task", "dehaze"], "unknown task 'dehaze'; allowed: denoise"),
+        (["--task", "denoise", "--sampler", "dpm"], "unknown solver 'dpm'; known solvers: "),
+        (["--task", "denoise", "--nfe", "0"], "needs at least 1 network calls"),
+        (["--task", "denoise", "--nfe", "20000"], "absurd; at most 10000"),
+        (["--task", "denoise", "--sampler", "mrs-ode-3-data", "--nfe", "1"], "at least 2"),
+        (["--task", "denoise", "--device", "gpu7"], "unknown device 'gpu7'"),
+        ([], "give --task"),
+    ],
+)
+def test_restore_errors_exit_2_before_loading_a_network(
+    arguments, message, photo_folder, tmp_path, capsys
+):
+    argv = ["restore", str(photo_folder / "a.png"), "-o", str(tmp_path / "x.png"), *arguments]
+    assert main(argv) == 2
+    assert message in _error_line(capsys, "restore")
+    assert not (tmp_path / "x.png").exists()
+
+
+@pytest.fixture
+def shipped(monkeypatch):
+    """The registry's loader patched to hand out an untrained tiny UNet for 'denoise'."""
+    if importlib.util.find_spec("mrs_numerics.models.registry") is None:
+        pytest.skip("mrs_numerics.models.registry is not in this tree: no shipped-network loader")
+    from mrs_numerics.models import registry
+
+    info = types.SimpleNamespace(
+        task="denoise", prediction="noise", schedule="cosine", max_sigma=50 / 255
+    )
+
+    def load_model(name, device="cpu"):
+        if name != "tiny-denoise":
+            raise ValueError(f"unknown model {name!r}; shipped: tiny-denoise")
+        return ConditionalUNet.random_init_for_benchmarks(0, **TINY_UNET).eval(), info
+
+    def model_for_task(task, prediction=None):
+        if task != "denoise":
+            raise ValueError(f"no shipped network for task {task!r}")
+        return "tiny-denoise"
+
+    monkeypatch.setattr(registry, "load_model", load_model)
+    monkeypatch.setattr(registry, "model_for_task", model_for_task)
+    return info
+
+
+def test_restore_a_folder_of_odd_sizes_end_to_end(shipped, photo_folder, tmp_path, capsys):
+    noisy = tmp_path / "noisy"
+    assert main(["degrade", str(photo_folder), "-o", str(noisy), "--task", "denoise"]) == 0
+    out = tmp_path / "restored" / "deep"
+    argv = ["restore", str(noisy), "-o", str(out), "--task", "denoise", "--nfe", "3"]
+    assert main([*argv, "--sampler", "mrs-ode-3-data"]) == 0
+    assert read_image(out / "a.png").shape == (3, 21, 30)
+    assert read_image(out / "b.png").shape == (3, 32, 19)
+    stdout = capsys.readouterr().out
+    assert "with tiny-denoise (denoise, noise prediction) and mrs-ode-3-data" in stdout
+    assert "2 steps, 3 network calls each" in stdout
+
+
+def test_restore_refuses_a_network_of_another_task(shipped, photo_folder, tmp_path, capsys):
+    argv = ["restore", str(photo_folder / "a.png"), "-o", str(tmp_path / "x.png")]
+    assert main([*argv, "--model", "tiny-denoise", "--task", "jpeg"]) == 2
+    assert "restores 'denoise', not 'jpeg'" in _error_line(capsys, "restore")
+    assert main([*argv, "--task", "blur"]) == 2
+    assert "no shipped network for task 'blur'" in _error_line(capsys, "restore")
+    assert main([*argv, "--model", "tiny-denoise"]) == 0
+    assert read_image(tmp_path / "x.png").shape == (3, 21, 30)
