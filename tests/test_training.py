@@ -22,7 +22,8 @@ def test_a_few_training_iterations_run_and_change_the_network(tmp_path):
     net, facts = train(_tiny(), tmp_path, progress=False)
     assert facts["config"]["iterations"] == 3
     assert (tmp_path / "checkpoint.pt").exists()
-    out = net(torch.rand(1, 3, 16, 16), torch.tensor([0.5]), torch.rand(1, 3, 16, 16))
+    with torch.no_grad():
+        out = net(torch.rand(1, 3, 16, 16), torch.tensor([0.5]), torch.rand(1, 3, 16, 16))
     assert torch.isfinite(out).all() and float(out.abs().max()) > 0
 
 
