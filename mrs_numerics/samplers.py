@@ -32,10 +32,11 @@ from collections.abc import Callable
 import torch
 
 from mrs_numerics import grids, parameterization
-from mrs_numerics._generated import registry
+from mrs_numerics._generated import registry, updates_torch
 from mrs_numerics.kernels import coefficients as generated_coefficients
 from mrs_numerics.stepping import (
     Evaluation,
+    NonFiniteError,
     Options,
     Plan,
     PlanCache,
@@ -44,6 +45,7 @@ from mrs_numerics.stepping import (
     Step,
     Thresholding,
     cast_coefficients,
+    master_dtype,
     noise_source,
     run,
 )
@@ -234,8 +236,6 @@ class MRSampler(GridSampler):
 
 
 def _work_dtype(mu):
-    from mrs_numerics.stepping import master_dtype
-
     return master_dtype(mu.dtype)
 
 
@@ -246,8 +246,6 @@ def _clean_end_stage(sampler: MRSampler, i: int, n: int) -> Stage:
             "prediction). Use solver_prediction='data' or end the grid at t_end > "
             f"{sampler.schedule.t_min}"
         )
-    from mrs_numerics._generated import updates_torch
-
     return Stage(updates_torch.data_step_to_clean(), ("m0",))
 
 
@@ -313,8 +311,6 @@ def _denoise_last(sampler, model, mu, result: SampleResult, options: Options, pl
     if options.clip_x0 is not None:
         data = data.clamp(*options.clip_x0)
     if not torch.isfinite(data).all():
-        from mrs_numerics.stepping import NonFiniteError
-
         raise NonFiniteError(
             f"the model returned NaN/Inf in the denoise-last call at t = {float(t_end):.6g}"
         )
