@@ -54,7 +54,7 @@ def available_models() -> dict[str, ModelInfo]:
 
 
 def model_for_task(task: str, prediction: str | None = None) -> str:
-    """The shipped network for ``task`` (data prediction preferred unless ``prediction`` given)."""
+    """The shipped network for ``task``: the best held-out PSNR among those of ``prediction``."""
     candidates = [
         info
         for info in available_models().values()
@@ -67,8 +67,12 @@ def model_for_task(task: str, prediction: str | None = None) -> str:
             + (f" with {prediction!r} prediction" if prediction else "")
             + f"; shipped (task, prediction): {known}"
         )
-    candidates.sort(key=lambda info: info.prediction != "data")
-    return candidates[0].name
+    return max(candidates, key=_heldout_psnr).name
+
+
+def _heldout_psnr(info: ModelInfo) -> float:
+    rows = info.heldout.get("images", {}).values()
+    return sum(row["restored_psnr"] for row in rows) / max(len(rows), 1)
 
 
 def load_model(name: str, device: str | torch.device = "cpu") -> tuple[ConditionalUNet, ModelInfo]:
