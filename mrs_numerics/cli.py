@@ -200,6 +200,12 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
             f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name)
         )
     parser.add_argument("--lr", type=float, default=defaults.lr)
+    parser.add_argument(
+        "--time-scale",
+        type=float,
+        default=defaults.time_scale,
+        help="range [0, S] of the embedded time (small S: a network smooth in t)",
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--work", metavar="DIR", default="train-runs", help="checkpoint folder")
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint")
@@ -224,6 +230,7 @@ def _run_train(args: argparse.Namespace) -> int:
         seed=args.seed,
         lr=args.lr,
         base_channels=args.base_channels,
+        time_scale=args.time_scale,
     )
     work = Path(args.work) / f"{args.task}-{args.prediction}-seed{args.seed}"
     net, facts = train(
@@ -268,6 +275,7 @@ def _run_models(args: argparse.Namespace) -> int:
     for name, info in sorted(models.items()):
         _say(f"{name}: task {info.task}, {info.prediction} prediction, schedule {info.schedule}")
         _say(f"  trained {info.iterations} iterations, {info.seconds:.0f} s on {info.device}")
+        _say("  network: " + ", ".join(f"{k} {v}" for k, v in sorted(info.config.items())))
         _say(f"  command: {info.command}")
         for image, row in info.heldout.get("images", {}).items():
             _say(
@@ -434,6 +442,109 @@ def _folder_pairs(source: Path, out: Path, files: list[Path]) -> list[tuple[Path
 
 
 # ---------------------------------------------------------------------------------------------
+# benchmark
+# ---------------------------------------------------------------------------------------------
+
+
+def _add_benchmark(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "benchmark", help="restoration benchmarks of the samplers on a shipped network"
+    )
+    benchmarks = parser.add_subparsers(dest="benchmark", metavar="BENCHMARK", required=True)
+    quality = benchmarks.add_parser(
+        "quality",
+        help="PSNR/SSIM, seconds and solver fidelity of every sampler against NFE",
+        description=(
+            "Restore centre crops of the held-out photos with every sampler at every NFE"
+            " budget for several seeds: PSNR and SSIM to the ground truth, wall seconds per"
+            " image, and solver fidelity (PSNR to the converged solution of the same equation"
+            " from the same start and Brownian path: one PF-ODE reference for the ODE"
+            " samplers, one fine coupled SDE solution for the SDE samplers). Writes"
+            " quality.md, quality.json, quality.png and grid.png into --out. --quick: 32²"
+            " crops, 2 seeds, NFE ≤ 100; explicit options override it."
+        ),
+    )
+    quality.add_argument("--task", help="the task; picks its shipped network. " + _task_help())
+    quality.add_argument("--model", metavar="NAME", help="a shipped network (see: models)")
+    quality.add_argument("--quick", action="store_true", help="small crops, fewer seeds and NFE")
+    quality.add_argument("--seeds", type=int, help="number of seeds (0 … N − 1)")
+    quality.add_argument("--crop", type=int, help="centre-crop side in pixels")
+    quality.add_argument("--nfe", metavar="LIST", help="NFE budgets, e.g. 3,5,10,20")
+    quality.add_argument("--samplers", metavar="LIST", help="solver ids, comma-separated")
+    quality.add_argument(
+        "--reference-steps",
+        type=int,
+        metavar="N",
+        help="steps of the PF-ODE reference and least steps of the SDE reference"
+        " (even; default max(1000, 4 × largest NFE))",
+    )
+    quality.add_argument(
+        "--sde-refinement",
+        type=int,
+        metavar="R",
+        help="refinement of the merged SDE grids for the SDE reference (1 or even; default 2)",
+    )
+    quality.add_argument("--out", metavar="DIR", default="quality-report", help="output folder")
+    quality.add_argument("--json", metavar="PATH", help="also write the results JSON here")
+    quality.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    quality.add_argument("--no-progress", action="store_true", help="no progress bar")
+    quality.set_defaults(run=_run_benchmark)
+
+
+def _run_benchmark(args: argparse.Namespace) -> int:
+    import json
+
+    from mrs_numerics import schedules
+    from mrs_numerics.degradations import task
+    from mrs_numerics.quality import (
+        QualityOptions,
+        markdown_table,
+        run_quality,
+        with_overrides,
+        write_report,
+    )
+
+    if args.task is not None:
+        task(args.task)
+    base = QualityOptions.quick() if args.quick else QualityOptions()
+    options = with_overrides(
+        base,
+        task=args.task,
+        seeds=args.seeds,
+        crop=args.crop,
+        nfes=_list_option("--nfe", args.nfe, int),
+        samplers=_list_option("--samplers", args.samplers, str),
+        device=args.device,
+        reference_steps=args.reference_steps,
+        sde_refinement=args.sde_refinement,
+    ).validate()
+    name, net, info = _restoration_network(args.task or options.task, args.model)
+    options = with_overrides(options, task=info.task)
+    schedule = schedules.get(info.schedule, max_sigma=info.max_sigma)
+    result = run_quality(net, info.prediction, schedule, options, name, not args.no_progress)
+    written = write_report(result, Path(args.out))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result.as_json(), indent=2) + "\n")
+        written.append(Path(args.json))
+    _say(markdown_table(result))
+    _say(f"took {result.metadata['wall_seconds']:.0f} s; wrote " + ", ".join(map(str, written)))
+    return 0
+
+
+def _list_option(flag: str, text: str | None, kind: type) -> tuple | None:
+    """A comma-separated option as a tuple of ``kind``; None when not given."""
+    if text is None:
+        return None
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    if not items:
+        raise ValueError(f"{flag} is empty")
+    try:
+        return tuple(kind(item) for item in items)
+    except ValueError:
+        raise ValueError(f"{flag} must be a comma-separated list of {kind.__name__}s") from None
+
+
+# ---------------------------------------------------------------------------------------------
 # Entry point
 # ---------------------------------------------------------------------------------------------
 
@@ -444,6 +555,7 @@ SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     _add_models,
     _add_degrade,
     _add_restore,
+    _add_benchmark,
 )
 """Registrars of the subcommands, in the order ``--help`` lists them."""
 

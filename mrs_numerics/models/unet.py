@@ -8,7 +8,7 @@ sees the degraded image itself.
 
 Architecture (``L = len(channel_mults)`` resolution levels)::
 
-    t ─ rescale to [0, 1000] ─ sinusoidal features ─ Linear ─ SiLU ─ Linear ─► temb
+    t ─ rescale to [0, time_scale] ─ sinusoidal features ─ Linear ─ SiLU ─ Linear ─► temb
     [x − μ, μ] ─ conv3×3 ─┬─ level 0: num_res_blocks × ResBlock ─ strided conv3×3 (÷2)
                           ├─ level 1: ...                     ─ strided conv3×3 (÷2)
                           └─ level L−1: num_res_blocks × ResBlock
@@ -135,10 +135,15 @@ class ConditionalUNet(nn.Module):
         attention: add a self-attention layer in the middle (lowest-resolution) block.
         max_time: the largest time the schedule uses (1.0 for continuous schedules on [0, 1],
             ``T`` such as 100 for IR-SDE's index time); ``t`` is rescaled by
-            ``1000 / max_time`` before the embedding so every time unit spans the same range.
+            ``time_scale / max_time`` before the embedding.
         zero_init_output: zero the output convolution (standard for diffusion networks, so an
             untrained model predicts 0). Benchmarks that need a non-trivial map use
             :meth:`random_init_for_benchmarks`.
+        time_scale: the embedded time runs over [0, time_scale]. The sinusoid frequencies span
+            1 … 1e-4, so the network varies in t on a scale of about ``max_time / time_scale``.
+            The DDPM convention 1000 makes the network rough in t: ODE solvers then need steps
+            far below that scale before their order shows. A small value (such as 10) gives a
+            network that is smooth in t; the shipped networks record the value they use.
     """
 
     def __init__(
@@ -151,16 +156,20 @@ class ConditionalUNet(nn.Module):
         attention: bool = False,
         max_time: float = 1.0,
         zero_init_output: bool = True,
+        time_scale: float = _EMBEDDING_TIME_RANGE,
     ) -> None:
         super().__init__()
         if not channel_mults:
             raise ValueError("channel_mults must name at least one resolution level")
         if max_time <= 0:
             raise ValueError(f"max_time must be positive, got {max_time}")
+        if not time_scale > 0:
+            raise ValueError(f"time_scale must be positive, got {time_scale}")
         self.channels = channels
         self.channel_mults = tuple(channel_mults)
         self.time_embedding_dim = time_embedding_dim
         self.max_time = float(max_time)
+        self.time_scale = float(time_scale)
 
         self.time_mlp = nn.Sequential(
             nn.Linear(time_embedding_dim, time_embedding_dim),
@@ -275,4 +284,4 @@ class ConditionalUNet(nn.Module):
             raise ValueError(
                 f"t must be a number or have shape [batch] = [{x.shape[0]}], got {tuple(t.shape)}"
             )
-        return t * (_EMBEDDING_TIME_RANGE / self.max_time)
+        return t * (self.time_scale / self.max_time)
