@@ -125,7 +125,16 @@ def _add_verify(subparsers: argparse._SubParsersAction) -> None:
     level.add_argument("--full", action="store_true", help="every problem, longer ladders")
     parser.add_argument("--out", metavar="DIR", default="verify-report", help="report folder")
     parser.add_argument(
-        "--problem", action="append", metavar="NAME", help="built-in problem (repeatable)"
+        "--problem",
+        action="append",
+        metavar="NAME",
+        help=(
+            "built-in problem (repeatable), or 'real': ODE orders on the PF-ODE of a shipped"
+            " network (float64, a 16² crop, scipy reference; not in the default run)"
+        ),
+    )
+    parser.add_argument(
+        "--model", metavar="NAME", help="shipped network of --problem real (default denoise-data)"
     )
     parser.add_argument(
         "--schedule", default="cosine", help="built-in or user schedule name (default: cosine)"
@@ -140,23 +149,31 @@ def _run_verify(args: argparse.Namespace) -> int:
     import json
 
     from mrs_numerics import schedules
+    from mrs_numerics.models.registry import available_model
     from mrs_numerics.oracles import builtin_problems
+    from mrs_numerics.real_network import PROBLEM as REAL_PROBLEM
     from mrs_numerics.report import results_json, table, write_report
     from mrs_numerics.solvers import solver_info
     from mrs_numerics.verify import run_verification
 
     level = "quick" if args.quick else "full" if args.full else "default"
-    known = builtin_problems()
+    known = [*builtin_problems(), REAL_PROBLEM]
     for name in args.problem or ():
         if name not in known:
-            raise ValueError(f"unknown problem {name!r}; built-in problems: {', '.join(known)}")
+            raise ValueError(f"unknown problem {name!r}; allowed: {', '.join(known)}")
+    if args.model is not None:
+        if REAL_PROBLEM not in (args.problem or ()):
+            raise ValueError(f"--model applies to --problem {REAL_PROBLEM} only")
+        available_model(args.model)
     for solver_id in args.solver or ():
         solver_info(solver_id)
     schedule = schedules.get(args.schedule)
     results, conversions = run_verification(
-        level, args.problem, schedule, args.solver, progress=not args.no_progress
+        level, args.problem, schedule, args.solver, not args.no_progress, args.model
     )
     header = f"level: {level}; schedule: {schedule!r}"
+    if REAL_PROBLEM in (args.problem or ()):
+        header += f"; {REAL_PROBLEM}: the shipped network's own schedule"
     out = Path(args.out)
     written = write_report(results, out, {"conversions": conversions}, header)
     _say(table(results))
@@ -460,7 +477,7 @@ def _add_benchmark(subparsers: argparse._SubParsersAction) -> None:
             " image, and solver fidelity (PSNR to the converged solution of the same equation"
             " from the same start and Brownian path: one PF-ODE reference for the ODE"
             " samplers, one fine coupled SDE solution for the SDE samplers). Writes"
-            " quality.md, quality.json, quality.png and grid.png into --out. --quick: 32²"
+            " quality.md, quality.json, quality.png and grid.png into --out. --quick: 48²"
             " crops, 2 seeds, NFE ≤ 100; explicit options override it."
         ),
     )

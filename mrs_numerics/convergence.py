@@ -232,8 +232,13 @@ def weak_study(solver_id: str, schedule, problem: DiagonalGaussian, ladder, lam_
     return h_values, errors, mean_errors, nfes
 
 
-def ode_full_errors(solver_id, schedule, model, mu, x_T, ladder, lam_range, exact_end):
-    """Global errors of ``sample`` (start included, lower_order_final off) on wobbly λ grids."""
+def ode_full_errors(
+    solver_id, schedule, model, mu, x_T, ladder, lam_range, exact_end, model_prediction="data"
+):
+    """Global errors of ``sample`` (start included, lower_order_final off) on wobbly λ grids.
+
+    ``model(x, t, mu)`` returns ``model_prediction`` ("data" for the oracles' models).
+    """
     from mrs_numerics.solvers import make_sampler, solver_info
 
     info = solver_info(solver_id)
@@ -241,7 +246,7 @@ def ode_full_errors(solver_id, schedule, model, mu, x_T, ladder, lam_range, exac
     errors, h_values, nfes = [], [], []
     for steps in ladder:
         times = wobbly_lambda_times(schedule, *lam_range, steps)
-        sampler = make_sampler(solver_id, schedule, "data", **options)
+        sampler = make_sampler(solver_id, schedule, model_prediction, **options)
         result = sampler.sample(model, mu, timesteps=times, x_T=x_T)
         errors.append(float((result.x - exact_end).abs().max()))
         h_values.append(h_max_of(schedule, times))

@@ -27,15 +27,16 @@ def results_json(results: Sequence[OrderResult], extra: dict | None = None) -> d
 
 def table(results: Sequence[OrderResult]) -> str:
     """A plain-text table: solver, problem, kind, run, declared, observed, verdict."""
+    width = max([12, *(len(r.problem) for r in results)])
     head = (
-        f"{'solver':<16} {'problem':<12} {'kind':<7} {'run':<7} {'declared':>8} "
+        f"{'solver':<16} {'problem':<{width}} {'kind':<7} {'run':<7} {'declared':>8} "
         f"{'observed':>8}  verdict"
     )
     lines = [head, "-" * len(head)]
     for r in results:
         verdict = "pass" if r.passed else "FAIL"
         lines.append(
-            f"{r.solver:<16} {r.problem:<12} {r.order_kind:<7} {r.run:<7} "
+            f"{r.solver:<16} {r.problem:<{width}} {r.order_kind:<7} {r.run:<7} "
             f"{r.declared_order:>8.2f} {r.observed_order:>8.2f}  {verdict}"
         )
     return "\n".join(lines)

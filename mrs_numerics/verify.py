@@ -149,23 +149,98 @@ def ode_results(problem: str, schedule, level: Level, solvers=None, tick=None) -
             cache[key] = list(pf_ode_reference_times(oracle, schedule, x_T, mu, times[0], times).xs)
         return cache[key]
 
+    problem_run = _OdeProblem(problem, schedule, model, "data", mu, x_T, exact_end)
+    return _ode_ladder_results(problem_run, level, solvers, tick, _partial_exact(exact_at))
+
+
+def real_results(level: Level, model_name: str, solvers=None, tick=None) -> list[OrderResult]:
+    """Global orders of every ODE solver on the PF-ODE of a shipped network (float64 crop).
+
+    See :mod:`mrs_numerics.real_network`; one DOP853 reference serves every solver. Only full
+    runs: the kernel study's exact warm start would need reference states at every grid.
+    """
+    from mrs_numerics.real_network import real_start
+    from mrs_numerics.references import pf_ode_reference
+
+    start = real_start(model_name)
+    exact_end = pf_ode_reference(
+        start.model,
+        start.schedule,
+        start.x_start,
+        start.mu,
+        start.t_start,
+        start.t_end,
+        prediction=start.prediction,
+    ).x
+    problem_run = _OdeProblem(
+        start.name,
+        start.schedule,
+        start.model,
+        start.prediction,
+        start.mu,
+        start.x_start,
+        exact_end,
+    )
+    return _ode_ladder_results(problem_run, level, solvers, tick)
+
+
+@dataclass
+class _OdeProblem:
+    """What an ODE order study needs: the model, its start and the reference end state."""
+
+    name: str
+    schedule: object
+    model: Callable
+    prediction: str
+    mu: torch.Tensor
+    x_start: torch.Tensor
+    exact_end: torch.Tensor
+
+
+def _ode_ladder_results(problem: _OdeProblem, level, solvers, tick, warm_exact=None):
+    """Full-run orders of every ODE solver; kernel orders of the MR Sampler if ``warm_exact``."""
+    schedule = problem.schedule
     results = []
     for info in _solvers("ode", solvers):
         mrs = info.family == "mrs"
         ladder = _ladder(level.mrs_ode if mrs else level.baseline_ode)
         study = conv.ode_full_errors(
-            info.id, schedule, model, mu, x_T, ladder, lam_range(schedule), exact_end
+            info.id,
+            schedule,
+            problem.model,
+            problem.mu,
+            problem.x_start,
+            ladder,
+            lam_range(schedule),
+            problem.exact_end,
+            problem.prediction,
         )
         results.append(
-            _result(info, problem, schedule, "global", "full", info.order, study, ladder)
+            _result(
+                info,
+                problem.name,
+                schedule,
+                "global",
+                "full",
+                info.order,
+                study,
+                ladder,
+                problem.prediction,
+            )
         )
-        if mrs:
-            warm = _partial_exact(exact_at)
+        if mrs and warm_exact is not None:
             study = conv.ode_kernel_errors(
-                info.id, schedule, model, mu, x_T, ladder, lam_range(schedule), warm
+                info.id,
+                schedule,
+                problem.model,
+                problem.mu,
+                problem.x_start,
+                ladder,
+                lam_range(schedule),
+                warm_exact,
             )
             results.append(
-                _result(info, problem, schedule, "global", "kernel", info.order, study, ladder)
+                _result(info, problem.name, schedule, "global", "kernel", info.order, study, ladder)
             )
         if tick:
             tick()
@@ -282,8 +357,15 @@ def run_verification(
     schedule=None,
     solvers=None,
     progress: bool = False,
+    model: str | None = None,
 ) -> tuple[list[OrderResult], list[dict]]:
-    """Measure every solver's declared orders; returns (order results, conversion checks)."""
+    """Measure every solver's declared orders; returns (order results, conversion checks).
+
+    ``problems`` are built-in oracle problems, or ``"real"``: the ODE orders on the PF-ODE of
+    the shipped network ``model`` (default :data:`mrs_numerics.real_network.DEFAULT_MODEL`), on
+    that network's own schedule (``schedule`` applies to the oracle problems). The weak study
+    (Gaussian data) runs when at least one oracle problem does.
+    """
     import warnings
 
     from tqdm.auto import tqdm
@@ -294,13 +376,19 @@ def run_verification(
         raise ValueError(f"unknown level {level!r}; allowed: {', '.join(LEVELS)}")
     spec = LEVELS[level]
     schedule = schedule if schedule is not None else schedules.cosine()
+    from mrs_numerics.real_network import DEFAULT_MODEL, PROBLEM
+
     problems = tuple(problems) if problems else spec.problems
+    real = PROBLEM in problems
+    problems = tuple(p for p in problems if p != PROBLEM)
+    if model is not None and not real:
+        raise ValueError(f"a model ({model!r}) only applies to the problem {PROBLEM!r}")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     results: list[OrderResult] = []
     conversions: list[dict] = []
     n_ode, n_sde = len(_solvers("ode", solvers)), len(_solvers("sde", solvers))
-    total = len(problems) * (n_ode + n_sde) + n_sde + len(problems)
+    total = len(problems) * (n_ode + n_sde + 1) + (n_sde if problems else 0) + real * n_ode
     try:
         with (
             warnings.catch_warnings(),
@@ -315,8 +403,12 @@ def run_verification(
                 bar.set_postfix_str(f"{problem}: conversions")
                 conversions += conversion_checks(problem, schedule, solvers=solvers)
                 bar.update()
-            bar.set_postfix_str("SDE weak")
-            results += weak_results(schedule, spec, solvers, bar.update)
+            if real:
+                bar.set_postfix_str(f"{PROBLEM}: ODE global")
+                results += real_results(spec, model or DEFAULT_MODEL, solvers, bar.update)
+            if problems:
+                bar.set_postfix_str("SDE weak")
+                results += weak_results(schedule, spec, solvers, bar.update)
     finally:
         torch.set_num_threads(threads)
     return results, conversions

@@ -75,12 +75,17 @@ def _heldout_psnr(info: ModelInfo) -> float:
     return sum(row["restored_psnr"] for row in rows) / max(len(rows), 1)
 
 
-def load_model(name: str, device: str | torch.device = "cpu") -> tuple[ConditionalUNet, ModelInfo]:
-    """The network ``name`` in eval mode on ``device``, and its facts."""
+def available_model(name: str) -> ModelInfo:
+    """The facts of the shipped network ``name`` (a clear error names the shipped ones)."""
     models = available_models()
     if name not in models:
         raise ValueError(f"unknown model {name!r}; shipped: {', '.join(sorted(models)) or 'none'}")
-    info = models[name]
+    return models[name]
+
+
+def load_model(name: str, device: str | torch.device = "cpu") -> tuple[ConditionalUNet, ModelInfo]:
+    """The network ``name`` in eval mode on ``device``, and its facts."""
+    info = available_model(name)
     net = ConditionalUNet(**info.config)
     with resources.as_file(resources.files(WEIGHTS_PACKAGE) / info.weights) as path:
         state = torch.load(path, map_location="cpu", weights_only=True)
