@@ -411,15 +411,9 @@ def _run_restore(args: argparse.Namespace) -> int:
 
 def _restoration_network(task: str | None, name: str | None):
     """(name, network, facts) of the shipped network asked for by --model or --task."""
-    try:
-        from mrs_numerics.models import registry
-    except ImportError as error:
-        raise ImportError(f"no shipped networks in this installation ({error})") from None
-    name = name if name is not None else registry.model_for_task(task)
-    net, info = registry.load_model(name)
-    if task is not None and info.task != task:
-        raise ValueError(f"network {name!r} restores {info.task!r}, not {task!r}")
-    return name, net, info
+    from mrs_numerics.models.registry import shipped_network
+
+    return shipped_network(task, name)
 
 
 def _image_pairs(source: Path, out: Path) -> list[tuple[Path, Path]]:

@@ -1,5 +1,7 @@
 """Restore degraded images with a network and any registered sampler, under an NFE budget.
 
+``restore_shipped(images, task="denoise", nfe=10)`` does it with the package's own network for a
+task (see ``mrs-numerics models``);
 ``restore(images, model, model_prediction, schedule, sampler=…, nfe=…)`` pads the degraded
 images (the MR process's mean μ) to the network's multiple, samples from the prior μ + σ_T ξ to
 the clean end with ``sampler``, clamps to [0, 1] and crops back. The budget is counted in
@@ -100,3 +102,25 @@ def restore(
         result = solver.sample(model, mu, steps=steps, generator=generator)
     restored = unpad(result.x, size).clamp(0.0, 1.0).to(images.device)
     return restored[0] if images.ndim == 3 else restored
+
+
+def restore_shipped(
+    images: torch.Tensor,
+    task: str | None = None,
+    model: str | None = None,
+    sampler: str = "mrs-ode-2-data",
+    nfe: int = 10,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+) -> torch.Tensor:
+    """:func:`restore` with a shipped network: ``model`` by name, else the best for ``task``.
+
+    The network's own prediction type and schedule are used; ``images`` are degraded images in
+    [0, 1], ``[3, H, W]`` or ``[B, 3, H, W]``.
+    """
+    from mrs_numerics import schedules
+    from mrs_numerics.models.registry import shipped_network
+
+    _, net, info = shipped_network(task, model)
+    schedule = schedules.get(info.schedule, max_sigma=info.max_sigma)
+    return restore(images, net, info.prediction, schedule, sampler, nfe, seed, device)

@@ -270,3 +270,55 @@ def test_restore_refuses_a_network_of_another_task(shipped, photo_folder, tmp_pa
     assert "no shipped network for task 'blur'" in _error_line(capsys, "restore")
     assert main([*argv, "--model", "tiny-denoise"]) == 0
     assert read_image(tmp_path / "x.png").shape == (3, 21, 30)
+
+
+def test_restore_shipped_uses_the_task_network_and_improves_a_noisy_crop():
+    from mrs_numerics.models.registry import load_model, model_for_task
+    from mrs_numerics.restoration import restore_shipped
+
+    clean = center_crop(load_photo("coffee"), (20, 28))
+    noisy = degrade("denoise", clean, torch.Generator().manual_seed(3))
+    restored = restore_shipped(noisy, task="denoise", nfe=5, seed=1)
+    assert restored.shape == clean.shape
+    assert psnr(restored, clean, border=0) > psnr(noisy.clamp(0, 1), clean, border=0)
+    net, info = load_model(model_for_task("denoise"))
+    sch = schedules.get(info.schedule, max_sigma=info.max_sigma)
+    direct = restore(noisy, net, info.prediction, sch, nfe=5, seed=1)
+    torch.testing.assert_close(restored, direct, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({}, "name a task"),
+        ({"task": "sharpen"}, "unknown task 'sharpen'"),
+        ({"task": "lowlight", "model": "denoise-data"}, "restores 'denoise', not 'lowlight'"),
+    ],
+)
+def test_restore_shipped_refuses_bad_choices(options, message):
+    from mrs_numerics.restoration import restore_shipped
+
+    with pytest.raises(ValueError, match=message):
+        restore_shipped(torch.zeros(3, 8, 8), **options)
+
+
+def test_model_for_task_prefers_data_prediction_then_held_out_psnr():
+    from mrs_numerics.models.registry import available_models, model_for_task
+
+    models = available_models()
+    for task in {info.task for info in models.values()}:
+        chosen = models[model_for_task(task)]
+        has_data = any(i.prediction == "data" for i in models.values() if i.task == task)
+        assert chosen.task == task
+        assert chosen.prediction == ("data" if has_data else chosen.prediction)
+        for prediction in ("data", "noise"):
+            rivals = [i for i in models.values() if i.task == task and i.prediction == prediction]
+            if rivals:
+                best = models[model_for_task(task, prediction)]
+                assert best.prediction == prediction
+
+                def mean_psnr(info):
+                    rows = info.heldout["images"].values()
+                    return sum(r["restored_psnr"] for r in rows) / len(rows)
+
+                assert mean_psnr(best) == max(mean_psnr(i) for i in rivals)
