@@ -726,18 +726,17 @@ def _reference_line(name: str, info: dict, what: str) -> str:
 
 def plot_quality(result: QualityResult, path) -> None:
     """PSNR, SSIM and fidelity against NFE (log axis), one line per sampler (ODE solid)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib import colormaps
+    from matplotlib.figure import Figure
 
     panels = (
         ("psnr", "PSNR to ground truth (dB)"),
         ("ssim", "SSIM to ground truth"),
         ("fidelity_db", "fidelity to converged solution (dB)"),
     )
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.8), layout="constrained")
-    colors = plt.cm.tab20.colors
+    fig = Figure(figsize=(15, 4.8), layout="constrained")
+    axes = fig.subplots(1, 3)
+    colors = colormaps["tab20"].colors
     meta = result.metadata
     for index, sampler in enumerate(result.nfe_to_fidelity):
         rows = [r for r in result.rows if r.sampler == sampler and r.status == "ok"]
@@ -765,7 +764,6 @@ def plot_quality(result: QualityResult, path) -> None:
         f"ODE solid, SDE dashed; dotted: degraded input, {meta['threshold_db']:g} dB"
     )
     fig.savefig(path, dpi=90)
-    plt.close(fig)
 
 
 def _finite(value) -> bool:
@@ -777,10 +775,7 @@ def plot_grid(result: QualityResult, path) -> bool:
 
     Returns False (nothing written) when no grid budget was run.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     pictures = result.pictures
     budgets = [b for b in GRID_NFES if b in result.metadata["nfe_budgets"]]
@@ -789,9 +784,8 @@ def plot_grid(result: QualityResult, path) -> bool:
     if not chosen:
         return False
     columns = ["degraded", *(f"{b} NFE" for b in budgets), "converged", "ground truth"]
-    fig, axes = plt.subplots(
-        len(chosen), len(columns), figsize=(1.7 * len(columns), 1.8 * len(chosen)), squeeze=False
-    )
+    fig = Figure(figsize=(1.7 * len(columns), 1.8 * len(chosen)))
+    axes = fig.subplots(len(chosen), len(columns), squeeze=False)
     for i, sampler in enumerate(chosen):
         kind = solver_info(sampler).method
         images = [
@@ -812,7 +806,6 @@ def plot_grid(result: QualityResult, path) -> bool:
         axes[i][0].set_ylabel(sampler, fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=80)
-    plt.close(fig)
     return True
 
 

@@ -43,16 +43,15 @@ def table(results: Sequence[OrderResult]) -> str:
 
 
 def _plot(results: Sequence[OrderResult], kind: str, title: str, path: Path) -> bool:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib import colormaps
+    from matplotlib.figure import Figure
 
     chosen = [r for r in results if r.order_kind == kind and r.errors]
     if not chosen:
         return False
-    fig, ax = plt.subplots(figsize=(8, 6))
-    ax.set_prop_cycle(color=plt.cm.tab20.colors)
+    fig = Figure(figsize=(8, 6))
+    ax = fig.subplots()
+    ax.set_prop_cycle(color=colormaps["tab20"].colors)
     for r in chosen:
         errors = [abs(e) for e in r.errors]
         style = "-o" if r.run == "full" else "--s"
@@ -68,7 +67,6 @@ def _plot(results: Sequence[OrderResult], kind: str, title: str, path: Path) -> 
     ax.legend(fontsize=6.5, ncol=2)
     fig.tight_layout()
     fig.savefig(path, dpi=130)
-    plt.close(fig)
     return True
 
 
