@@ -204,44 +204,13 @@ def _ode_ladder_results(problem: _OdeProblem, level, solvers, tick, warm_exact=N
     for info in _solvers("ode", solvers):
         mrs = info.family == "mrs"
         ladder = _ladder(level.mrs_ode if mrs else level.baseline_ode)
-        study = conv.ode_full_errors(
-            info.id,
-            schedule,
-            problem.model,
-            problem.mu,
-            problem.x_start,
-            ladder,
-            lam_range(schedule),
-            problem.exact_end,
-            problem.prediction,
-        )
-        results.append(
-            _result(
-                info,
-                problem.name,
-                schedule,
-                "global",
-                "full",
-                info.order,
-                study,
-                ladder,
-                problem.prediction,
-            )
-        )
+        common = (schedule, problem.model, problem.mu, problem.x_start, ladder, lam_range(schedule))
+        study = conv.ode_full_errors(info.id, *common, problem.exact_end, problem.prediction)
+        run = (info, problem.name, schedule, "global")
+        results.append(_result(*run, "full", info.order, study, ladder, problem.prediction))
         if mrs and warm_exact is not None:
-            study = conv.ode_kernel_errors(
-                info.id,
-                schedule,
-                problem.model,
-                problem.mu,
-                problem.x_start,
-                ladder,
-                lam_range(schedule),
-                warm_exact,
-            )
-            results.append(
-                _result(info, problem.name, schedule, "global", "kernel", info.order, study, ladder)
-            )
+            study = conv.ode_kernel_errors(info.id, *common, warm_exact)
+            results.append(_result(*run, "kernel", info.order, study, ladder))
         if tick:
             tick()
     return results
