@@ -178,10 +178,11 @@ def _run_verify(args: argparse.Namespace) -> int:
     written = write_report(results, out, {"conversions": conversions}, header)
     _say(table(results))
     failed_conversions = [c for c in conversions if not c["passed"]]
-    _say(
-        f"conversions: {len(conversions) - len(failed_conversions)}/{len(conversions)} model "
-        "predictions reproduce the data-prediction run"
-    )
+    if conversions:
+        _say(
+            f"conversions: {len(conversions) - len(failed_conversions)}/{len(conversions)} model "
+            "predictions reproduce the data-prediction run"
+        )
     if args.json:
         Path(args.json).write_text(json.dumps(results_json(results), indent=2))
         written.append(Path(args.json))
