@@ -378,6 +378,7 @@ def _run_restore(args: argparse.Namespace) -> int:
     from mrs_numerics import schedules
     from mrs_numerics.degradations import task
     from mrs_numerics.images import read_image, write_image
+    from mrs_numerics.models.registry import shipped_network
     from mrs_numerics.restoration import nfe_for_steps, resolve_device, restore, steps_for_nfe
 
     if args.task is None and args.model is None:
@@ -387,7 +388,7 @@ def _run_restore(args: argparse.Namespace) -> int:
     steps = steps_for_nfe(args.sampler, args.nfe)
     device = resolve_device(args.device)
     pairs = _image_pairs(Path(args.input), Path(args.out))
-    name, net, info = _restoration_network(args.task, args.model)
+    name, net, info = shipped_network(args.task, args.model)
     schedule = schedules.get(info.schedule, max_sigma=info.max_sigma)
     for index, (source, target) in enumerate(pairs):
         restored = restore(
@@ -408,13 +409,6 @@ def _run_restore(args: argparse.Namespace) -> int:
         " each"
     )
     return 0
-
-
-def _restoration_network(task: str | None, name: str | None):
-    """(name, network, facts) of the shipped network asked for by --model or --task."""
-    from mrs_numerics.models.registry import shipped_network
-
-    return shipped_network(task, name)
 
 
 def _image_pairs(source: Path, out: Path) -> list[tuple[Path, Path]]:
@@ -508,6 +502,7 @@ def _run_benchmark(args: argparse.Namespace) -> int:
 
     from mrs_numerics import schedules
     from mrs_numerics.degradations import task
+    from mrs_numerics.models.registry import shipped_network
     from mrs_numerics.quality import (
         QualityOptions,
         markdown_table,
@@ -530,7 +525,7 @@ def _run_benchmark(args: argparse.Namespace) -> int:
         reference_steps=args.reference_steps,
         sde_refinement=args.sde_refinement,
     ).validate()
-    name, net, info = _restoration_network(args.task or options.task, args.model)
+    name, net, info = shipped_network(args.task or options.task, args.model)
     options = with_overrides(options, task=info.task)
     schedule = schedules.get(info.schedule, max_sigma=info.max_sigma)
     result = run_quality(net, info.prediction, schedule, options, name, not args.no_progress)
