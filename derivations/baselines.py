@@ -17,7 +17,7 @@ The corrector's second output is ε̂_t = ε̂(x̃, t) and it divides by σ_t: w
 Euler instead (``Baseline.defined_at_sigma_zero``).
 
 IR-SDE posterior sampling draws x_t from p(x_t | x_s, x_0 = x̂₀) (data-prediction input). From
-the forward process (:mod:`derivations.forward`), with y = x − μ and a = α_s/α_t,
+the forward process (`derivations.forward`), with y = x − μ and a = α_s/α_t,
 
     y_t | y_0 ~ N(α_t y_0, σ_t²),        y_s | y_t ~ N(a y_t, Λ²(1 − a²)),
 
@@ -220,7 +220,8 @@ def stage_value(baseline: Baseline, stage: str) -> sp.Expr:
 def stage_coefficients(baseline: Baseline, stage: str) -> StageCoefficients:
     """The stage as x_e = c_x x_s + c_μ μ + Σ_j c_j m_j + c_z z (c_z = 0 for ODEs).
 
-    Coefficients are derivatives of :func:`stage_value`; a non-linear remainder is an error.
+    Coefficients are derivatives of [`stage_value`][derivations.baselines.stage_value]; a non-linear
+    remainder is an error.
     """
     value = sp.expand(stage_value(baseline, stage))
     labels = baseline.node_labels[baseline.stages.index(stage)]
@@ -237,7 +238,7 @@ def stage_coefficients(baseline: Baseline, stage: str) -> StageCoefficients:
 
 
 def generated_coefficients(baseline: Baseline, stage: str) -> StageCoefficients:
-    """:func:`stage_coefficients` as the generated code takes it.
+    """`stage_coefficients` as the generated code takes it.
 
     Λ is written ``max_sigma``, and irrational constants such as √2 become float64 literals
     (``torch.sqrt`` takes tensors only).
@@ -264,7 +265,7 @@ def transition() -> tuple[sp.Expr, sp.Expr]:
     """(a, v) of y_s | y_t ~ N(a y_t, v): the forward marginal restarted at t.
 
     The MR process is Markov with time-homogeneous structure in Θ, so from t to s it is the
-    marginal of :mod:`derivations.forward` with Θ replaced by Θ_s − Θ_t = log(α_t/α_s).
+    marginal of `derivations.forward` with Θ replaced by Θ_s − Θ_t = log(α_t/α_s).
     """
     shift = {forward.Theta(): sp.log(alpha_t / alpha_s)}
     mean = sp.expand(forward.marginal_mean().subs(shift))

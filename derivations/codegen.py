@@ -2,17 +2,17 @@
 
 Emits, for the torch and numpy backends:
 
-- ``phi_<backend>.py``      φ_1 … φ_3 with a Taylor branch near 0 (:mod:`derivations.phi`);
-- ``updates_<backend>.py``  one function per stage of every update (:mod:`derivations.updates`),
+- ``phi_<backend>.py``      φ_1 … φ_3 with a Taylor branch near 0 (`derivations.phi`);
+- ``updates_<backend>.py``  one function per stage of every update (`derivations.updates`),
                             returning the linear step coefficients (x, μ, outputs, noise);
 - ``parameterization_<backend>.py`` conversions among predictions
-  (:mod:`derivations.parameterization`);
+  (`derivations.parameterization`);
 - ``registry.py``           backend-free metadata of every update: method, prediction, scheme,
                             order, network calls, parameters, stages, and the proved local order;
 - ``baselines_<backend>.py`` one function per stage of the baseline samplers (Euler–Maruyama,
-                            posterior sampling, Euler, Heun; :mod:`derivations.baselines`);
+                            posterior sampling, Euler, Heun; `derivations.baselines`);
 - ``baselines_registry.py`` backend-free metadata of the baselines and their declared orders;
-- the schedule modules of :mod:`derivations.schedule_codegen`.
+- the schedule modules of `derivations.schedule_codegen`.
 
 Nothing is emitted before it is proved: each update's polynomial exactness and local order
 (and, for singlestep updates, the state-dependent local order) are checked first, and a failed
@@ -175,14 +175,93 @@ def updates_module(backend: str, updates: Sequence[Update]) -> str:
     return module("derivations.updates", summary, backend, parts, extra_imports=imports)
 
 
+TYPES_SOURCE = '''
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+
+class StepCoefficients(NamedTuple):
+    """x_e = x·x_s + mu·μ + Σ_j outputs[j]·m_j + noise·z (noise None for ODEs)."""
+
+    x: Any
+    mu: Any
+    outputs: tuple
+    noise: Any
+
+
+class UpdateStage(NamedTuple):
+    """One stage of an MR Sampler update.
+
+    ``function`` is its generated function; ``end`` where it ends (a SymPy expression in the
+    update's parameters, as text; '1' is the step's end); ``labels`` the model outputs it
+    combines (m0 newest, m1, … earlier; stage1, … intermediate).
+    """
+
+    function: str
+    end: str
+    labels: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class UpdateInfo:
+    """A generated MR Sampler update and what is proved of it.
+
+    ``order`` is the global order (from the local order); ``model_calls`` the network calls per
+    step; ``parameters`` the ratio arguments after h (multistep r_i = h_{-i}/h, singlestep stage
+    positions); ``fixed_parameters`` the values the order proof fixes; ``local_error_power`` p:
+    local error O(h^p), proved in derivations.order_proofs.
+    """
+
+    name: str
+    method: str
+    prediction: str
+    scheme: str
+    order: int
+    model_calls: int
+    parameters: tuple[str, ...]
+    fixed_parameters: dict[str, str]
+    stages: tuple[UpdateStage, ...]
+    local_error_power: int
+
+
+class BaselineStage(NamedTuple):
+    """One stage of a baseline step: its generated function, the labels of the model outputs
+    it combines, and the names of its schedule arguments."""
+
+    function: str
+    labels: tuple[str, ...]
+    arguments: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class BaselineInfo:
+    """A generated baseline sampler and its declared orders.
+
+    ``prediction`` is the model output the step consumes; ``order`` the global order in dt
+    (ODE) or the strong order (SDE); ``order_basis`` says whether it is proved, inherited from
+    an equivalent MR Sampler update, or from the literature; ``defined_at_sigma_zero`` is False
+    where the last stage divides by σ_t (a step that ends at σ = 0 is then taken with euler-ode).
+    """
+
+    id: str
+    method: str
+    prediction: str
+    order: int
+    strong_order: Any
+    weak_order: Any
+    order_basis: str
+    model_calls: int
+    stages: tuple[BaselineStage, ...]
+    equivalent_update: Any
+    defined_at_sigma_zero: bool
+'''
+"""The backend-free types of the generated registries and updates (emitted as they are)."""
+
+
 def types_module() -> str:
-    """Backend-free types shared by the generated update modules."""
-    return header("derivations.updates", "Types shared by the generated update modules.") + (
-        "\nfrom typing import Any, NamedTuple\n\n\n"
-        "class StepCoefficients(NamedTuple):\n"
-        '    """x_e = x·x_s + mu·μ + Σ_j outputs[j]·m_j + noise·z (noise None for ODEs)."""\n\n'
-        "    x: Any\n    mu: Any\n    outputs: tuple\n    noise: Any\n"
-    )
+    """Backend-free types shared by the generated update modules and registries."""
+    summary = "Types shared by the generated update modules and registries."
+    return header("derivations.updates", summary) + TYPES_SOURCE
 
 
 def registry_module(updates: Sequence[Update], proved: dict[str, int]) -> str:
@@ -190,43 +269,34 @@ def registry_module(updates: Sequence[Update], proved: dict[str, int]) -> str:
     lines = [
         header("derivations.updates", "Registry of generated updates and their proved orders.")
     ]
-    lines.append(
-        "\n# Each entry: method, prediction, scheme, order (global order, via the local order),\n"
-        "# model_calls per step, parameters (ratio arguments after h), fixed parameters, stages\n"
-        "# (function name, end position as a SymPy expression in the parameters, node labels) and\n"
-        "# local_error_power p (local error O(h^p), proved in derivations.order_proofs).\n"
-    )
-    lines.append("UPDATES = {")
+    lines.append("\nfrom mrs_numerics._generated.types import UpdateInfo, UpdateStage\n")
+    lines.append("UPDATES: dict[str, UpdateInfo] = {")
     for update in updates:
         fixed = _fixed(update)
         params = [str(p) for p in update.parameters if p not in fixed]
-        stages = [
-            (
-                stage_function_name(update, st.name),
-                str(sp.sympify(st.end).subs(fixed)),
-                st.node_labels,
-            )
+        stages = ", ".join(
+            f"UpdateStage({stage_function_name(update, st.name)!r}, "
+            f"{str(sp.sympify(st.end).subs(fixed))!r}, {st.node_labels!r})"
             for st in update.stages
-        ]
-        lines.append(f"    {update.name!r}: {{")
-        lines.append(f"        'method': {update.method!r},")
-        lines.append(f"        'prediction': {update.prediction!r},")
-        lines.append(f"        'scheme': {update.scheme!r},")
-        lines.append(f"        'order': {update.order},")
-        lines.append(f"        'model_calls': {update.model_calls},")
-        lines.append(f"        'parameters': {tuple(params)!r},")
-        lines.append(
-            f"        'fixed_parameters': { ({str(k): str(v) for k, v in fixed.items()})!r},"
         )
-        lines.append(f"        'stages': {tuple(stages)!r},")
-        lines.append(f"        'local_error_power': {proved[update.name]},")
-        lines.append("    },")
+        lines.append(f"    {update.name!r}: UpdateInfo(")
+        lines.append(f"        name={update.name!r},")
+        lines.append(f"        method={update.method!r},")
+        lines.append(f"        prediction={update.prediction!r},")
+        lines.append(f"        scheme={update.scheme!r},")
+        lines.append(f"        order={update.order},")
+        lines.append(f"        model_calls={update.model_calls},")
+        lines.append(f"        parameters={tuple(params)!r},")
+        lines.append(f"        fixed_parameters={ ({str(k): str(v) for k, v in fixed.items()})!r},")
+        lines.append(f"        stages=({stages},),")
+        lines.append(f"        local_error_power={proved[update.name]},")
+        lines.append("    ),")
     lines.append("}")
     return "\n".join(lines) + "\n"
 
 
 def prove(update: Update) -> int:
-    """Run every proof of ``update``; return its local-error power or raise :class:`ProofError`."""
+    """Run every proof of ``update``; return its local-error power or raise `ProofError`."""
     for stage in update.stages:
         residual = order_proofs.exactness_residual(update, stage)
         if residual != 0:
@@ -350,40 +420,29 @@ def baselines_module(backend: str) -> str:
 def baselines_registry_module() -> str:
     """Backend-free metadata of every baseline: method, input, declared orders, stages."""
     lines = [header("derivations.baselines", "Registry of the baseline samplers and their orders.")]
-    lines.append(
-        "\n# Each entry: id, method ('ode'/'sde'), prediction (model input: 'noise' or 'data'),\n"
-        "# order (global order in dt for ODEs, strong order for SDEs), strong_order, weak_order\n"
-        "# (None for ODEs), order_basis (proved / inherited / literature), model_calls per step,\n"
-        "# stages (function name, node labels of its outputs, argument names),\n"
-        "# equivalent_update (an MR Sampler update that is the same step) and\n"
-        "# defined_at_sigma_zero (False where the final stage divides by sigma_t: take a last\n"
-        "# step that ends at sigma_t = 0 with euler-ode).\n"
-    )
-    lines.append("BASELINES = {")
+    lines.append("\nfrom mrs_numerics._generated.types import BaselineInfo, BaselineStage\n")
+    lines.append("BASELINES: dict[str, BaselineInfo] = {")
     for baseline in baselines.BASELINES.values():
-        stages = tuple(
-            (
-                baseline.function_name(stage),
-                labels,
-                tuple(str(a) for a in baselines.stage_arguments(baseline, stage)),
-            )
+        stages = ", ".join(
+            f"BaselineStage({baseline.function_name(stage)!r}, {labels!r}, "
+            f"{tuple(str(a) for a in baselines.stage_arguments(baseline, stage))!r})"
             for stage, labels in zip(baseline.stages, baseline.node_labels, strict=True)
         )
-        lines.append(f"    {baseline.id!r}: {{")
+        lines.append(f"    {baseline.id!r}: BaselineInfo(")
         for key in ("id", "method", "prediction", "order", "strong_order", "weak_order"):
-            lines.append(f"        {key!r}: {getattr(baseline, key)!r},")
-        lines.append(f"        'order_basis': {baseline.order_basis!r},")
-        lines.append(f"        'model_calls': {baseline.model_calls},")
-        lines.append(f"        'stages': {stages!r},")
-        lines.append(f"        'equivalent_update': {baseline.equivalent_update!r},")
-        lines.append(f"        'defined_at_sigma_zero': {baseline.defined_at_sigma_zero!r},")
-        lines.append("    },")
+            lines.append(f"        {key}={getattr(baseline, key)!r},")
+        lines.append(f"        order_basis={baseline.order_basis!r},")
+        lines.append(f"        model_calls={baseline.model_calls},")
+        lines.append(f"        stages=({stages},),")
+        lines.append(f"        equivalent_update={baseline.equivalent_update!r},")
+        lines.append(f"        defined_at_sigma_zero={baseline.defined_at_sigma_zero!r},")
+        lines.append("    ),")
     lines.append("}")
     return "\n".join(lines) + "\n"
 
 
 def prove_baselines() -> None:
-    """Run every baseline proof; raise :class:`ProofError` if one fails."""
+    """Run every baseline proof; raise `ProofError` if one fails."""
     failed = [name for name, check in baselines.checks().items() if check() != 0]
     for baseline in baselines.BASELINES.values():
         if baseline.method == "ode":

@@ -1,8 +1,8 @@
 """Helpers that assemble generated Python modules from printed SymPy expressions.
 
-Every generated file starts with :func:`header`, naming the derivation it came from, and is
-written only through :func:`write_modules`, so that ``python -m derivations.codegen`` and the
-freshness test produce byte-identical trees.
+Every generated file starts with [`header`][derivations.emit.header], naming the derivation it came
+from, and is written only through [`write_modules`][derivations.emit.write_modules], so that
+``python -m derivations.codegen`` and the freshness test produce byte-identical trees.
 """
 
 from __future__ import annotations

@@ -54,8 +54,9 @@ def marginal_variance() -> sp.Expr:
 def solve_moment_odes() -> tuple[sp.Expr, sp.Expr]:
     """Solve the mean and variance ODEs with ``dsolve``; return (m(t), v(t)).
 
-    ``dsolve`` returns antiderivatives of θ; they are rewritten as the definite Θ(t) so the
-    result can be compared with :func:`marginal_mean` and :func:`marginal_variance`.
+    ``dsolve`` returns antiderivatives of θ; they are rewritten as the definite Θ(t) so the result
+    can be compared with [`marginal_mean`][derivations.forward.marginal_mean] and
+    [`marginal_variance`][derivations.forward.marginal_variance].
     """
     m, v = sp.Function("m"), sp.Function("v")
     mean = sp.dsolve(sp.Eq(m(t).diff(t), theta(t) * (mu - m(t))), m(t), ics={m(0): x0}).rhs

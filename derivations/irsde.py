@@ -13,7 +13,7 @@ configs):
 - dt = −log(ε)/S_T, α_i = exp(−S_i dt), σ_i = Λ sqrt(1 − α_i²), λ_i = log α_i − log σ_i.
 
 The time unit is the index: θ per unit index is θ_i·dt, and Θ(i) = S_i·dt, so α, σ and λ are
-the continuous formulas of :mod:`derivations.schedules` at Θ = S·dt.
+the continuous formulas of `derivations.schedules` at Θ = S·dt.
 """
 
 from __future__ import annotations

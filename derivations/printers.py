@@ -1,8 +1,8 @@
 """SymPy code printers that emit torch and numpy expressions for the generated kernels.
 
-SymPy's :class:`~sympy.printing.pytorch.TorchPrinter` has no ``expm1`` (nor ``log1p``); both
+SymPy's `TorchPrinter` has no ``expm1`` (nor ``log1p``); both
 are needed for the cancellation-free forms of the φ-functions and of the schedules, so they are
-added here. The exponential-integrator function φ_k(z) (:class:`derivations.phi.phi`) prints as
+added here. The exponential-integrator function φ_k(z) (`derivations.phi.phi`) prints as
 a call ``phi_k(z)`` to the generated φ module. Floats print with 17 significant digits so that
 a float64 constant survives the round trip through source code.
 """

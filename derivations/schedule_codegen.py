@@ -1,7 +1,9 @@
 """Prints schedule modules (built-in, IR-SDE tables, user θ(t)) from the schedule derivations.
 
-:func:`render_builtin_schedules` gives the files under ``mrs_numerics/_generated/``;
-:func:`render_user_schedule` the two files (torch, numpy) of a user's θ(t), validated first.
+[`render_builtin_schedules`][derivations.schedule_codegen.render_builtin_schedules] gives the files
+under ``mrs_numerics/_generated/``;
+[`render_user_schedule`][derivations.schedule_codegen.render_user_schedule] the two files (torch,
+numpy) of a user's θ(t), validated first.
 
 Every generated schedule module has the same interface, each function taking keyword-only
 parameters with the schedule's defaults (``max_sigma`` always among them)::
@@ -643,7 +645,7 @@ def check_positive(theta: sp.Expr, t_max: float, source: str) -> None:
 
 
 def user_schedule(theta_source: str, name: str, t_max: float = 1.0) -> schedules.Schedule:
-    """The validated :class:`~derivations.schedules.Schedule` of a user's θ(t)."""
+    """The validated [`Schedule`][derivations.schedules.Schedule] of a user's θ(t)."""
     check_name(name)
     t_max = check_t_max(t_max)
     theta = parse_theta(theta_source)

@@ -6,19 +6,20 @@ For a mean-reversion rate θ(t) > 0 and the stationary standard deviation Λ (``
     λ = log α − log σ = −Θ − log Λ − ½ log(−expm1(−2Θ)),   g = sqrt(2 Λ² θ),
     dλ/dt = −θ Λ²/σ² = θ / expm1(−2Θ),   Θ(λ) = ½ log1p(e^{−2λ}/Λ²).
 
-Θ(λ) is derived (:func:`Theta_of_log_snr`), and t(λ) = t(Θ(λ)) comes from inverting Θ(t) with
-``sympy.solve`` where that gives a real, cancellation-free root (:func:`inverse_candidates`).
+Θ(λ) is derived ([`Theta_of_log_snr`][derivations.schedules.Theta_of_log_snr]), and t(λ) = t(Θ(λ))
+comes from inverting Θ(t) with ``sympy.solve`` where that gives a real, cancellation-free root
+([`inverse_candidates`][derivations.schedules.inverse_candidates]).
 
 The built-in schedules live on t ∈ [0, 1] and are scaled so that α(1) = ε (theory.md §4):
 constant θ = c, linear θ = c (β₀ + (β₁ − β₀) t) and cosine θ = c (1 − cos²(a (t + s))/cos²(a s)),
 a = π/(2(1 + s)), s = 0.008, each c fixed by Θ(1) = −log ε.
 
 The second half of the module is the *evaluation plan* of a schedule (like
-:func:`derivations.phi.series_terms` for φ): which closed forms are used, where a closed form
-loses accuracy to cancellation (a first-order rounding-error bound, computed in exact
-arithmetic at the default parameters), and how many Gauss–Legendre panels make the quadrature
-of θ accurate to float64 round-off. Everything is computed with SymPy/mpmath, so the plan, and
-the code printed from it, is the same on every machine.
+[`derivations.phi.series_terms`][derivations.phi.series_terms] for φ): which closed forms are used,
+where a closed form loses accuracy to cancellation (a first-order rounding-error bound, computed in
+exact arithmetic at the default parameters), and how many Gauss–Legendre panels make the quadrature
+of θ accurate to float64 round-off. Everything is computed with SymPy/mpmath, so the plan, and the
+code printed from it, is the same on every machine.
 """
 
 from __future__ import annotations
@@ -410,12 +411,12 @@ def derive(schedule: Schedule) -> DerivedSchedule:
 
 @cache
 def derive_cached(schedule: Schedule) -> DerivedSchedule:
-    """:func:`derive`, cached (derivations take seconds)."""
+    """[`derive`][derivations.schedules.derive], cached (derivations take seconds)."""
     return derive(schedule)
 
 
 def _checked_Theta(schedule: Schedule, theta_numeric: sp.Expr) -> tuple[sp.Expr | None, str]:
-    """Θ(t) from :func:`Theta_integral`, kept only if printable, real and equal to ∫θ."""
+    """Θ(t) from `Theta_integral`, kept only if printable, real and equal to ∫θ."""
     Theta = Theta_integral(schedule.theta)
     if Theta is None:
         return None, "sympy.integrate returns an unevaluated integral: no closed form"

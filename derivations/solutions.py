@@ -4,7 +4,7 @@ Reverse-time equations (score s = −ε/σ):
 
     PF-ODE:  dx/dt = θ(μ − x) − ½ g² s,        reverse SDE:  dx = [θ(μ − x) − g² s] dt + g dw̄.
 
-With dt = −σ²/(θΛ²) dλ (:mod:`derivations.log_snr`) and y = x − μ they become linear in y:
+With dt = −σ²/(θΛ²) dλ (`derivations.log_snr`) and y = x − μ they become linear in y:
 
     ODE, noise:  dy/dλ = (σ²/Λ²) y − σ ε̂
     ODE, data:   dy/dλ = (σ²/Λ² − 1) y + α (x̂₀ − μ)
@@ -112,10 +112,10 @@ def drift_in_lam(method: str) -> sp.Expr:
 
 @cache
 def linear_equation(method: str, prediction: str) -> LinearEquation:
-    """The λ-equation of (method, prediction) as a :class:`LinearEquation` in y = x − μ.
+    """The λ-equation of (method, prediction) as a `LinearEquation` in y = x − μ.
 
-    Read off from :func:`drift_in_lam` (coefficient of x and the rest), expressed in λ through
-    σ(λ), α(λ); the data form substitutes ε̂ = (y − α(x̂₀ − μ))/σ.
+    Read off from [`drift_in_lam`][derivations.solutions.drift_in_lam] (coefficient of x and the
+    rest), expressed in λ through σ(λ), α(λ); the data form substitutes ε̂ = (y − α(x̂₀ − μ))/σ.
     """
     _check_names(method, prediction)
     y = sp.Symbol("y", real=True)
@@ -157,7 +157,7 @@ def solution(method: str, prediction: str) -> sp.Expr:
 
 
 def check_solution_solves_equation(method: str, prediction: str) -> sp.Expr:
-    """dy/dλ − (a y + b + γ ξ) for :func:`solution`, plus y(λ_s) − y_s (zero when it solves)."""
+    """dy/dλ − (a y + b + γ ξ) for `solution`, plus y(λ_s) − y_s (zero when it solves)."""
     eq = linear_equation(method, prediction)
     y = solution(method, prediction)
     residual = sp.simplify(y.diff(lam) - (eq.a * y + eq.b + eq.gamma * xi(lam)))

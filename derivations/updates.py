@@ -1,13 +1,13 @@
 """Exponential-integrator updates of the MR Sampler: Taylor/φ weights, multistep and singlestep.
 
 Every step integrates the network term of a semi-analytical solution
-(:mod:`derivations.solutions`) over [λ_s, λ_s + E] with E = c·h,
+(`derivations.solutions`) over [λ_s, λ_s + E] with E = c·h,
 
     scale_E · ∫₀^E e^{κ(E − u)} m(λ_s + u) du,
 
 by replacing m with the polynomial interpolating the available outputs m_j at nodes u_j = a_j h.
 Taylor-expanding that polynomial at λ_s (m ≈ Σ_n D_n u^n/n!) and integrating term by term gives the
-φ-function weights of :func:`derivations.phi.kernel_moment`:
+φ-function weights of [`derivations.phi.kernel_moment`][derivations.phi.kernel_moment]:
 
     ∫₀^E e^{κ(E−u)} u^n/n! du = E^{n+1} φ_{n+1}(κE),     D_n = Σ_j L_j^{(n)}(0) m_j / h^n,
 
@@ -23,7 +23,7 @@ lower-order update whose output becomes a node of the next.
 - order 2: stage at r (first order), final on nodes {0, r};
 - order 3: stage at r₁ (first order), stage at r₂ on nodes {0, r₁}, final on nodes {0, r₁, r₂}.
   Third order for a state-dependent model requires r₂ = 2/3 (derived in
-  :mod:`derivations.order_proofs`); r₁ stays free.
+  `derivations.order_proofs`); r₁ stays free.
 
 A step of any kind is linear in its inputs:
 

@@ -21,7 +21,7 @@ from mrs_numerics._generated import (
 )
 
 REGISTRY = baselines_registry.BASELINES
-STAGE_FUNCTIONS = [stage for info in REGISTRY.values() for stage in info["stages"]]
+STAGE_FUNCTIONS = [stage for info in REGISTRY.values() for stage in info.stages]
 
 
 @pytest.mark.parametrize("name", sorted(baselines.checks()))
@@ -32,7 +32,7 @@ def test_every_baseline_check_is_zero(name):
 @pytest.mark.parametrize(("baseline_id", "power"), [("euler-ode", 2), ("heun-ode", 3)])
 def test_ode_baseline_local_error_matches_its_declared_order(baseline_id, power):
     found, coefficient = baselines.local_error(baseline_id)
-    assert found == power == REGISTRY[baseline_id]["order"] + 1
+    assert found == power == REGISTRY[baseline_id].order + 1
     assert coefficient != 0
 
 
@@ -91,7 +91,7 @@ def test_euler_steps_equal_the_reverse_drift_formula(baseline_id, weight):
     rng = np.random.default_rng(1)
     values = _schedule_values(rng, 50)
     x, mu, eps, z = (rng.normal(size=50) for _ in range(4))
-    (stage,) = REGISTRY[baseline_id]["stages"]
+    (stage,) = REGISTRY[baseline_id].stages
     v = values
     c = _call(baselines_numpy, stage, v)
     drift = _drift(x, eps, mu, v["theta_s"], v["sigma_s"], v["max_sigma"], weight)
@@ -118,7 +118,7 @@ def test_heun_equals_the_trapezoid_of_reverse_drifts():
     )
     expected = x - 0.5 * v["dt"] * (f_s + f_t)
 
-    predictor_stage, step_stage = REGISTRY["heun-ode"]["stages"]
+    predictor_stage, step_stage = REGISTRY["heun-ode"].stages
     state = _apply(_call(baselines_numpy, predictor_stage, v), x, mu, (model(x, 0),))
     np.testing.assert_allclose(state, predicted, rtol=1e-13, atol=1e-13)
     c = _call(baselines_numpy, step_stage, v)
@@ -235,7 +235,7 @@ def _exact_pf_ode_path(n_steps, method_id, t_start=1.0, t_end=0.3):
             "max_sigma": np.float64(big_lambda),
         }
         outputs = {"m0": model(x, s)}
-        for stage in REGISTRY[method_id]["stages"]:
+        for stage in REGISTRY[method_id].stages:
             name, labels, _ = stage
             c = _call(baselines_numpy, stage, values)
             state = _apply(c, x, mu, [outputs[label] for label in labels])
@@ -249,21 +249,21 @@ def test_ode_baselines_converge_at_their_declared_order(method_id):
     steps = np.array([100, 200, 400, 800])
     errors = np.array([_exact_pf_ode_path(n, method_id) for n in steps])
     slope = -np.polyfit(np.log(steps), np.log(errors), 1)[0]
-    assert slope == pytest.approx(REGISTRY[method_id]["order"], abs=0.1)
+    assert slope == pytest.approx(REGISTRY[method_id].order, abs=0.1)
 
 
 def test_registry_describes_every_generated_function():
     assert set(REGISTRY) == {"euler-maruyama", "posterior", "euler-ode", "heun-ode"}
     inputs = [str(a) for a in baselines.BASELINE_INPUTS]
     for baseline_id, info in REGISTRY.items():
-        assert info["id"] == baseline_id
-        assert info["model_calls"] == len(info["stages"])
-        assert (info["strong_order"] is None) == (info["method"] == "ode")
-        for name, _, arguments in info["stages"]:
+        assert info.id == baseline_id
+        assert info.model_calls == len(info.stages)
+        assert (info.strong_order is None) == (info.method == "ode")
+        for name, _, arguments in info.stages:
             for module in (baselines_numpy, baselines_torch):
                 assert tuple(inspect.signature(getattr(module, name)).parameters) == arguments
             assert list(arguments) == [a for a in inputs if a in arguments]
-    assert REGISTRY["posterior"]["prediction"] == "data"
-    assert REGISTRY["posterior"]["equivalent_update"] == "sde_data_multistep_1"
-    assert REGISTRY["heun-ode"]["model_calls"] == 2
-    assert not REGISTRY["heun-ode"]["defined_at_sigma_zero"]
+    assert REGISTRY["posterior"].prediction == "data"
+    assert REGISTRY["posterior"].equivalent_update == "sde_data_multistep_1"
+    assert REGISTRY["heun-ode"].model_calls == 2
+    assert not REGISTRY["heun-ode"].defined_at_sigma_zero

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from mrs_numerics import MRSampler, schedules
-from mrs_numerics.baselines import BaselineSampler
 from mrs_numerics.solvers import SOLVERS, make_sampler, solver_info
-from tests.gaussian_problem import GaussianProblem
+from mrs_numerics.solvers.baselines import BaselineSampler
+from mrs_numerics.verification.oracles import GaussianData
 
 SCHEDULE = schedules.cosine()
 
@@ -25,27 +25,27 @@ def _recorded_noise():
 @pytest.mark.parametrize("steps", [3, 10, 37])
 @pytest.mark.parametrize("schedule", [SCHEDULE, schedules.irsde(theta0_offset=True)], ids=repr)
 def test_strided_posterior_is_the_first_order_data_sde(steps, schedule):
-    problem = GaussianProblem.make(schedule)
-    x_T = problem.prior(schedule.t_max)
+    problem = GaussianData.random(schedule)
+    x_T = problem.marginal_sample(schedule.t_max)
     options = {"grid": "time", "t_end": schedule.t_min, "noise_fn": _recorded_noise()}
     posterior = BaselineSampler(schedule, "posterior", "data", **options)
     mrs = MRSampler(schedule, "sde", 1, "data", "data", **options)
-    a = posterior.sample(problem.data_model, problem.mu, steps=steps, x_T=x_T)
-    b = mrs.sample(problem.data_model, problem.mu, steps=steps, x_T=x_T)
+    a = posterior.sample(problem.data, problem.mu, steps=steps, x_T=x_T)
+    b = mrs.sample(problem.data, problem.mu, steps=steps, x_T=x_T)
     torch.testing.assert_close(a.x, b.x, rtol=0, atol=1e-13)
     assert a.nfe == b.nfe == steps
 
 
 @pytest.mark.parametrize(("solver", "order"), [("euler-ode", 1), ("heun-ode", 2)])
 def test_ode_baselines_show_their_order_on_a_moderate_lambda_range(solver, order):
-    problem = GaussianProblem.make(SCHEDULE)
+    problem = GaussianData.random(SCHEDULE)
     t_end = float(SCHEDULE.t_of_lam(torch.tensor(3.0, dtype=torch.float64)))
-    x_T = problem.prior(1.0)
+    x_T = problem.marginal_sample(1.0)
     ns = [100, 200, 400]
     errors = []
     for n in ns:
         sampler = BaselineSampler(SCHEDULE, solver, "data", grid="time", t_end=t_end)
-        result = sampler.sample(problem.data_model, problem.mu, steps=n, x_T=x_T)
+        result = sampler.sample(problem.data, problem.mu, steps=n, x_T=x_T)
         errors.append(float((result.x - problem.flow(x_T, 1.0, t_end)).abs().max()))
     slope = -np.polyfit(np.log(ns), np.log(errors), 1)[0]
     assert abs(slope - order) < 0.2, errors
@@ -53,19 +53,19 @@ def test_ode_baselines_show_their_order_on_a_moderate_lambda_range(solver, order
 
 def test_heun_costs_two_calls_and_takes_an_euler_last_step_to_sigma_zero():
     schedule = schedules.irsde(theta0_offset=True)
-    problem = GaussianProblem.make(schedule)
+    problem = GaussianData.random(schedule)
     sampler = BaselineSampler(schedule, "heun-ode", "data", grid="time", t_end=0.0)
-    result = sampler.sample(problem.data_model, problem.mu, steps=4)
+    result = sampler.sample(problem.data, problem.mu, steps=4)
     assert result.nfe == 2 * 3 + 1
     assert torch.isfinite(result.x).all()
     assert sampler.plan(4).steps[-1].description.endswith("Euler last step to σ = 0")
 
 
 def test_euler_maruyama_is_strided_for_any_nfe():
-    problem = GaussianProblem.make(SCHEDULE)
+    problem = GaussianData.random(SCHEDULE)
     sampler = BaselineSampler(SCHEDULE, "euler-maruyama", "data", noise_fn=_recorded_noise())
     for steps in (3, 7):
-        result = sampler.sample(problem.data_model, problem.mu, steps=steps)
+        result = sampler.sample(problem.data, problem.mu, steps=steps)
         assert result.nfe == steps
         times = result.timesteps
         assert len(times) == steps + 1 and float(times[0]) == SCHEDULE.t_max
@@ -86,12 +86,10 @@ def test_registry_ids_are_canonical_and_orders_declared():
 
 @pytest.mark.filterwarnings("ignore:a noise-form SDE")
 def test_every_registered_solver_samples_through_make_sampler():
-    problem = GaussianProblem.make(SCHEDULE)
+    problem = GaussianData.random(SCHEDULE)
     for solver_id, info in SOLVERS.items():
         sampler = make_sampler(solver_id, SCHEDULE, model_prediction="data")
-        result = sampler.sample(
-            problem.data_model, problem.mu, steps=6, generator=torch.Generator()
-        )
+        result = sampler.sample(problem.data, problem.mu, steps=6, generator=torch.Generator())
         assert torch.isfinite(result.x).all(), solver_id
         assert result.nfe == 6 * info.nfe_per_step + info.start_extra_nfe, solver_id
 

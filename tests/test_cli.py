@@ -14,7 +14,7 @@ import torch
 import derivations
 import mrs_numerics
 from mrs_numerics.cli import main
-from mrs_numerics.user_schedules import (
+from mrs_numerics.schedules.user import (
     available_user_schedules,
     load_user_schedule,
     user_schedule_dir,

@@ -72,20 +72,20 @@ def stage_errors(name, seed, module=updates_numpy):
     lam_s = rng.uniform(-2.0, 2.0)
     h = rng.uniform(0.05, 0.8)
     params = {
-        p: rng.uniform(0.3, 0.9) if info["scheme"] == "singlestep" else rng.uniform(0.5, 2.0)
-        for p in info["parameters"]
+        p: rng.uniform(0.3, 0.9) if info.scheme == "singlestep" else rng.uniform(0.5, 2.0)
+        for p in info.parameters
     }
-    coeffs_poly = rng.normal(size=info["order"])
+    coeffs_poly = rng.normal(size=info.order)
     mu = 0.3
     y_s = rng.normal()
-    ratios = [params[p] for p in info["parameters"]]
+    ratios = [params[p] for p in info.parameters]
     nodes = {"m0": lam_s}
-    if info["scheme"] == "multistep":
+    if info.scheme == "multistep":
         for j, ratio in enumerate(ratios, start=1):
             nodes[f"m{j}"] = nodes[f"m{j - 1}"] - ratio * h
     a_s, s_s = _alpha(lam_s, big_lambda), _sigma(lam_s, big_lambda)
     errors = []
-    for function_name, end, labels in info["stages"]:
+    for function_name, end, labels in info.stages:
         # a stage through n nodes is exact for polynomials of degree n - 1 (its own order)
         stage_coeffs = coeffs_poly[: len(labels)]
 
@@ -96,11 +96,11 @@ def stage_errors(name, seed, module=updates_numpy):
         a_e, s_e = _alpha(lam_e, big_lambda), _sigma(lam_e, big_lambda)
         args = (h, *ratios, a_s, s_s, a_e, s_e)
         c = getattr(module, function_name)(*args)
-        shift = 0.0 if info["prediction"] == "noise" else mu
+        shift = 0.0 if info.prediction == "noise" else mu
         m = [model(nodes[label]) + shift for label in labels]
         x_e = c.x * (y_s + mu) + c.mu * mu + sum(w * v for w, v in zip(c.outputs, m, strict=True))
         mean, var = _reference(
-            info["method"], info["prediction"], big_lambda, model, mu, y_s, lam_s, lam_e
+            info.method, info.prediction, big_lambda, model, mu, y_s, lam_s, lam_e
         )
         noise_error = None if c.noise is None else abs(c.noise**2 - var) / var
         errors.append((function_name, abs(x_e - mu - mean) / max(abs(mean), 1.0), noise_error))
@@ -115,7 +115,7 @@ CASES = [(name, seed) for name in UPDATES for seed in range(3)]
 def test_generated_update_is_exact_for_polynomial_models(name, seed):
     for function_name, error, noise_error in stage_errors(name, seed):
         assert error < 1e-9, function_name
-        if UPDATES[name]["method"] == "sde":
+        if UPDATES[name].method == "sde":
             assert noise_error < 1e-9, function_name
         else:
             assert noise_error is None
@@ -125,8 +125,8 @@ def test_generated_update_is_exact_for_polynomial_models(name, seed):
 def test_torch_and_numpy_coefficients_agree(name):
     info = UPDATES[name]
     rng = np.random.default_rng(7)
-    args = (0.4, *rng.uniform(0.4, 0.8, size=len(info["parameters"])), 0.3, 0.15, 0.5, 0.1)
-    for function_name, _, _ in info["stages"]:
+    args = (0.4, *rng.uniform(0.4, 0.8, size=len(info.parameters)), 0.3, 0.15, 0.5, 0.1)
+    for function_name, _, _ in info.stages:
         cn = getattr(updates_numpy, function_name)(*args)
         ct = getattr(updates_torch, function_name)(
             *(torch.tensor(float(v), dtype=torch.float64) for v in args)
@@ -150,12 +150,12 @@ def test_generated_coefficients_broadcast_over_a_whole_grid():
 
 def test_registry_declares_orders_calls_and_proved_local_error():
     for name, info in UPDATES.items():
-        assert name == f"{info['method']}_{info['prediction']}_{info['scheme']}_{info['order']}"
-        assert info["local_error_power"] == info["order"] + 1
-        assert info["model_calls"] == (1 if info["scheme"] == "multistep" else len(info["stages"]))
-    orders = {(i["method"], i["scheme"]): set() for i in UPDATES.values()}
+        assert name == f"{info.method}_{info.prediction}_{info.scheme}_{info.order}"
+        assert info.local_error_power == info.order + 1
+        assert info.model_calls == (1 if info.scheme == "multistep" else len(info.stages))
+    orders = {(i.method, i.scheme): set() for i in UPDATES.values()}
     for info in UPDATES.values():
-        orders[(info["method"], info["scheme"])].add(info["order"])
+        orders[(info.method, info.scheme)].add(info.order)
     assert orders[("ode", "multistep")] == {1, 2, 3}
     assert orders[("sde", "multistep")] == {1, 2}
     assert orders[("ode", "singlestep")] == {2, 3}

@@ -3,8 +3,9 @@
 import pytest
 import torch
 
-from mrs_numerics import MRSampler, grids, schedules
-from mrs_numerics.adapters import IRSDEAdapter
+from mrs_numerics import MRSampler, schedules
+from mrs_numerics.schedules import grids
+from mrs_numerics.solvers.adapters import IRSDEAdapter
 
 SCHEDULE = schedules.cosine()
 

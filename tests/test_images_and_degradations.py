@@ -8,21 +8,18 @@ import numpy as np
 import pytest
 import torch
 
-from mrs_numerics import degradations, images
-from mrs_numerics.degradations import TASKS, degrade
-from mrs_numerics.images import (
+from mrs_numerics.imaging import degradations
+from mrs_numerics.imaging.degradations import TASKS, degrade
+from mrs_numerics.imaging.files import from_uint8, read_image, to_uint8, write_image
+from mrs_numerics.imaging.metrics import psnr, ssim
+from mrs_numerics.imaging.padding import pad_to_multiple, unpad
+from mrs_numerics.imaging.photos import (
     HELDOUT_PHOTOS,
     PHOTOS,
     TRAIN_PHOTOS,
     center_crop,
     load_photo,
-    pad_to_multiple,
-    psnr,
     random_crops,
-    read_image,
-    ssim,
-    unpad,
-    write_image,
 )
 
 
@@ -254,9 +251,9 @@ def test_jpeg_is_the_pil_codec_at_quality_10(clean):
     from PIL import Image
 
     buffer = BytesIO()
-    Image.fromarray(images.to_uint8(clean[0])).save(buffer, "JPEG", quality=10, subsampling=2)
+    Image.fromarray(to_uint8(clean[0])).save(buffer, "JPEG", quality=10, subsampling=2)
     with Image.open(buffer) as decoded:
-        expected = images.from_uint8(np.asarray(decoded.convert("RGB")))
+        expected = from_uint8(np.asarray(decoded.convert("RGB")))
     assert torch.equal(degrade("jpeg", clean[0]), expected)
 
 

@@ -16,9 +16,9 @@ from tests.test_generated_updates import stage_errors
 FIELDS = [
     (name, function, field)
     for name, info in registry.UPDATES.items()
-    for function, _, labels in info["stages"]
+    for function, _, labels in info.stages
     for field in ("x", "mu", *[f"output{j}" for j in range(len(labels))])
-    + (("noise",) if info["method"] == "sde" else ())
+    + (("noise",) if info.method == "sde" else ())
 ]
 
 

@@ -10,12 +10,14 @@ import pytest
 import torch
 from scipy import integrate
 
-from mrs_numerics import MRSampler, grids, schedules
+from mrs_numerics import MRSampler, schedules
 from mrs_numerics._generated import baselines_torch, updates_torch
-from mrs_numerics.baselines import BaselineSampler
-from mrs_numerics.noise import FAMILIES, CoupledBrownian, family_for, nested_grid
+from mrs_numerics.schedules import grids
 from mrs_numerics.solvers import make_sampler
-from tests.gaussian_problem import GaussianProblem
+from mrs_numerics.solvers.baselines import BaselineSampler
+from mrs_numerics.solvers.brownian import FAMILIES, CoupledBrownian, family_for, nested_grid
+from mrs_numerics.verification.oracles import GaussianData
+from tests.helpers import draw
 
 SCHEDULE = schedules.cosine()
 LAM_END = 3.0
@@ -88,7 +90,7 @@ def test_coarse_noise_is_standard_normal_with_the_implied_correlations():
     for times in (coarse, fine):
         fns = {family: brownian.noise_fn(family, times) for family in FAMILIES}
         for step in range(times.numel() - 1):
-            z = torch.stack([fns[f](step, shape, torch.float64, "cpu").flatten() for f in FAMILIES])
+            z = torch.stack([draw(fns[f], times, step, shape).flatten() for f in FAMILIES])
             assert z.mean(1).abs().max() < 5 / math.sqrt(n)
             assert (z.var(1) - 1).abs().max() < 5 * math.sqrt(2 / n)
             s, t = float(times[step]), float(times[step + 1])
@@ -112,10 +114,10 @@ def test_same_seeds_give_identical_noise_and_sample_i_does_not_depend_on_the_bat
         c, d = alone.noise_fn(family, coarse), by_int.noise_fn(family, coarse)
         e = by_int_alone.noise_fn(family, coarse)
         for step in reversed(range(3)):
-            z = a(step, shape, *F64)
-            assert torch.equal(z, b(step, shape, *F64))
-            assert torch.equal(z[1:2], c(step, (1, 5), *F64))
-            assert torch.equal(d(step, shape, *F64)[2:], e(step, (1, 5), *F64))
+            z = draw(a, coarse, step, shape)
+            assert torch.equal(z, draw(b, coarse, step, shape))
+            assert torch.equal(z[1:2], draw(c, coarse, step, (1, 5)))
+            assert torch.equal(draw(d, coarse, step, shape)[2:], draw(e, coarse, step, (1, 5)))
     assert len(set(by_int.seeds)) == 3
 
 
@@ -129,9 +131,9 @@ def test_coarse_integral_is_the_sum_of_the_half_step_integrals(family):
     torch.testing.assert_close(whole, halves, rtol=1e-13, atol=1e-13 * float(whole.abs().max()))
     coarse_z = brownian.noise_fn(family, fine[::4])
     fine_z = brownian.noise_fn(family, fine)
-    coarse_sum = coarse_z(0, (4, 3), *F64) * math.sqrt(brownian.variance(family, t0, t1))
+    coarse_sum = draw(coarse_z, fine[::4], 0, (4, 3)) * math.sqrt(brownian.variance(family, t0, t1))
     fine_sum = sum(
-        fine_z(k, (4, 3), *F64) * math.sqrt(brownian.variance(family, fine[k], fine[k + 1]))
+        draw(fine_z, fine, k, (4, 3)) * math.sqrt(brownian.variance(family, fine[k], fine[k + 1]))
         for k in range(4)
     )
     torch.testing.assert_close(coarse_sum, fine_sum, rtol=1e-12, atol=1e-12)
@@ -176,7 +178,7 @@ def test_generated_noise_coefficients_times_z_are_the_prefactor_times_the_path_i
         for family, coefficients in generated.items():
             integral = brownian.integral(family, float(s), float(t))
             std = math.sqrt(brownian.variance(family, float(s), float(t)))
-            z = fns[family](step, shape, *F64)
+            z = draw(fns[family], coarse, step, shape)
             for coefficient in coefficients:
                 assert float(coefficient) == pytest.approx(
                     float(prefactor[family]) * std, rel=1e-11
@@ -189,7 +191,7 @@ def test_generated_noise_coefficients_times_z_are_the_prefactor_times_the_path_i
 def test_noise_has_the_requested_dtype_and_device():
     fine = _base_grid(steps=2)
     brownian = CoupledBrownian(SCHEDULE, fine, (2, 3))
-    z = brownian.noise_fn("data", fine)(1, (2, 3), torch.float32, torch.device("cpu"))
+    z = draw(brownian.noise_fn("data", fine), fine, 1, (2, 3), torch.float32)
     assert z.dtype == torch.float32 and z.device.type == "cpu" and z.shape == (2, 3)
 
 
@@ -208,9 +210,11 @@ def test_clear_errors():
         CoupledBrownian(SCHEDULE, fine, (3, 3), seed=[1, 2])
     noise = brownian.noise_fn("time", fine)
     with pytest.raises(ValueError, match="shape"):
-        noise(0, (3, 3), *F64)
-    with pytest.raises(ValueError, match="outside"):
-        noise(4, (2, 3), *F64)
+        draw(noise, fine, 0, (3, 3))
+    with pytest.raises(ValueError, match="not on the fine grid"):
+        noise(0, float(fine[0]), float(fine[1]) + 1e-6, (2, 3), *F64)
+    with pytest.raises(ValueError, match="need t_from > t_to"):
+        noise(0, float(fine[1]), float(fine[0]), (2, 3), *F64)
     with pytest.raises(ValueError, match="refinement"):
         nested_grid(SCHEDULE, fine, 0)
 
@@ -218,18 +222,18 @@ def test_clear_errors():
 def test_posterior_runs_down_to_sigma_zero_on_coupled_noise():
     schedule = schedules.irsde(theta0_offset=True)
     coarse = torch.tensor([100.0, 50.0, 0.0], dtype=torch.float64)
-    problem = GaussianProblem.make(schedule, batch=4, dim=3)
+    problem = GaussianData.random(schedule, batch=4, dim=3)
     brownian = CoupledBrownian(schedule, nested_grid(schedule, coarse, 2), problem.mu.shape)
     shape = problem.mu.shape
-    assert torch.isfinite(brownian.noise_fn("time", coarse)(1, shape, *F64)).all()
-    assert torch.isfinite(brownian.noise_fn("data", coarse)(1, shape, *F64)).all()
+    assert torch.isfinite(draw(brownian.noise_fn("time", coarse), coarse, 1, shape)).all()
+    assert torch.isfinite(draw(brownian.noise_fn("data", coarse), coarse, 1, shape)).all()
     with pytest.raises(ValueError, match="reaches σ = 0"):
-        brownian.noise_fn("noise", coarse)(1, shape, *F64)
+        draw(brownian.noise_fn("noise", coarse), coarse, 1, shape)
     with pytest.raises(ValueError, match="reaches σ = 0"):
         brownian.integral("data", 50.0, 0.0)
-    x_T = problem.prior(100.0)
+    x_T = problem.marginal_sample(100.0)
     results = [
-        sampler.sample(problem.data_model, problem.mu, timesteps=coarse, x_T=x_T).x
+        sampler.sample(problem.data, problem.mu, timesteps=coarse, x_T=x_T).x
         for sampler in (
             BaselineSampler(
                 schedule, "posterior", "data", noise_fn=brownian.noise_fn("data", coarse)
@@ -271,28 +275,28 @@ def _data_sde(order=1, noise_fn=None):
 
 
 def test_posterior_and_first_order_data_sde_take_the_same_coupled_step():
-    problem = GaussianProblem.make(SCHEDULE, batch=8, dim=3)
+    problem = GaussianData.random(SCHEDULE, batch=8, dim=3)
     fine = nested_grid(SCHEDULE, _base_grid(steps=2), 8)
     coarse = fine[::2]
     brownian = CoupledBrownian(SCHEDULE, fine, problem.mu.shape, seed=4)
-    x_T = problem.prior(SCHEDULE.t_max)
+    x_T = problem.marginal_sample(SCHEDULE.t_max)
     mrs = _data_sde(noise_fn=brownian.noise_fn(family_for("mrs-sde-1-data"), coarse))
     posterior = BaselineSampler(
         SCHEDULE, "posterior", "data", noise_fn=brownian.noise_fn(family_for("posterior"), coarse)
     )
-    a = mrs.sample(problem.data_model, problem.mu, timesteps=coarse, x_T=x_T).x
-    b = posterior.sample(problem.data_model, problem.mu, timesteps=coarse, x_T=x_T).x
+    a = mrs.sample(problem.data, problem.mu, timesteps=coarse, x_T=x_T).x
+    b = posterior.sample(problem.data, problem.mu, timesteps=coarse, x_T=x_T).x
     torch.testing.assert_close(a, b, rtol=0, atol=1e-13)
 
 
 def test_point_mass_data_sde_gives_the_fine_path_exactly_at_every_step_size():
-    problem = GaussianProblem.make(SCHEDULE, batch=8, dim=3)
+    problem = GaussianData.random(SCHEDULE, batch=8, dim=3)
     fine = nested_grid(SCHEDULE, _base_grid(steps=1), 32)
     brownian = CoupledBrownian(SCHEDULE, fine, problem.mu.shape, seed=5)
-    x_T = problem.prior(SCHEDULE.t_max)
+    x_T = problem.marginal_sample(SCHEDULE.t_max)
 
     def point_mass(x, t, mu):
-        return problem.m.to(x.dtype)
+        return problem.mean_x0.to(x.dtype)
 
     results = []
     for refinement in (1, 2, 8, 32):
@@ -304,24 +308,24 @@ def test_point_mass_data_sde_gives_the_fine_path_exactly_at_every_step_size():
 
 
 def _coupled_errors(brownian, problem, base, levels, make, family):
-    x_T = problem.prior(SCHEDULE.t_max)
+    x_T = problem.marginal_sample(SCHEDULE.t_max)
     fine = brownian.fine_times
     reference = _data_sde(noise_fn=brownian.noise_fn("data", fine))
-    ref = reference.sample(problem.data_model, problem.mu, timesteps=fine, x_T=x_T).x
+    ref = reference.sample(problem.data, problem.mu, timesteps=fine, x_T=x_T).x
     errors = []
     for refinement in levels:
         times = nested_grid(SCHEDULE, base, refinement)
         sampler = make(brownian.noise_fn(family, times))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            x = sampler.sample(problem.data_model, problem.mu, timesteps=times, x_T=x_T).x
+            x = sampler.sample(problem.data, problem.mu, timesteps=times, x_T=x_T).x
         errors.append(float((x - ref).pow(2).mean().sqrt()))
     return errors
 
 
 @pytest.fixture(scope="module")
 def coupled_study():
-    problem = GaussianProblem.make(SCHEDULE, batch=64, dim=2, seed=3)
+    problem = GaussianData.random(SCHEDULE, batch=64, dim=2, seed=3)
     base = _base_grid(steps=1)
     brownian = CoupledBrownian(SCHEDULE, nested_grid(SCHEDULE, base, 256), problem.mu.shape, 9)
     return brownian, problem, base
@@ -337,7 +341,7 @@ def test_data_sde_converges_to_its_fine_grid_solution_on_the_same_path(coupled_s
 
 
 def test_fresh_normals_at_each_step_size_do_not_converge(coupled_study):
-    def fresh(step, shape, dtype, device):
+    def fresh(step, t_from, t_to, shape, dtype, device):
         gen = torch.Generator().manual_seed(100 + step)
         return torch.randn(shape, generator=gen, dtype=dtype)
 

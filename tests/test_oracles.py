@@ -3,8 +3,10 @@
 import pytest
 import torch
 
-from mrs_numerics import oracles, parameterization, schedules
-from tests.gaussian_problem import GaussianProblem
+from mrs_numerics import schedules
+from mrs_numerics.solvers import parameterization
+from mrs_numerics.verification import oracles
+from mrs_numerics.verification.oracles import GaussianData
 
 F64 = torch.float64
 SCHEDULES = {"cosine": schedules.cosine(), "constant": schedules.constant()}
@@ -100,14 +102,14 @@ def test_velocity_is_the_lambda_normalised_rotation(name):
 
 def test_single_gaussian_matches_the_independent_gaussian_problem():
     schedule = SCHEDULES["constant"]
-    problem = GaussianProblem.make(schedule, batch=5, dim=3, v=0.25)
+    random = GaussianData.random(schedule, batch=5, dim=3)
     delta = torch.tensor([0.3, -0.2, 0.1], dtype=F64)
-    problem.m = problem.mu + delta
+    problem = GaussianData(schedule, random.mu, delta, torch.tensor(0.25, dtype=F64))
     oracle = oracles.single_gaussian(schedule, delta, torch.full((3,), 0.25, dtype=F64))
     t = torch.tensor([0.05, 0.2, 0.5, 0.9, 1.0], dtype=F64)
-    x = problem.prior(0.5)
+    x = problem.marginal_sample(0.5)
     torch.testing.assert_close(
-        oracle.data(x, t, problem.mu), problem.data_model(x, t, problem.mu), rtol=0, atol=1e-13
+        oracle.data(x, t, problem.mu), problem.data(x, t, problem.mu), rtol=0, atol=1e-13
     )
 
 
@@ -120,7 +122,7 @@ def test_diagonal_and_full_covariances_agree():
         torch.diag_embed(diagonal.covariances),
     )
     x, t, mu = _states(diagonal)
-    for prediction in parameterization.PREDICTIONS:
+    for prediction in parameterization.MODEL_PREDICTIONS:
         torch.testing.assert_close(
             full.predict(x, t, mu, prediction),
             diagonal.predict(x, t, mu, prediction),
@@ -145,7 +147,7 @@ def test_responsibilities_are_stable_far_from_every_component():
     mu = torch.zeros(2, 2, dtype=F64)
     x = torch.tensor([[40.0, -30.0], [-25.0, 35.0]], dtype=F64)
     t = torch.tensor([0.0, 1e-4], dtype=F64)
-    for prediction in parameterization.PREDICTIONS:
+    for prediction in parameterization.MODEL_PREDICTIONS:
         assert torch.isfinite(oracle.predict(x, t, mu, prediction)).all()
     assert torch.isfinite(oracle.log_density(x, t, mu)).all()
 

@@ -13,21 +13,20 @@ import torch
 
 from mrs_numerics import schedules
 from mrs_numerics.cli import main
-from mrs_numerics.images import HELDOUT_PHOTOS, center_crop, load_photo, psnr
+from mrs_numerics.imaging.metrics import psnr
+from mrs_numerics.imaging.photos import HELDOUT_PHOTOS, center_crop, load_photo
 from mrs_numerics.models import ConditionalUNet
-from mrs_numerics.noise import CoupledBrownian, family_for, nested_grid
-from mrs_numerics.quality import (
-    MIN_CROP,
-    QualityOptions,
+from mrs_numerics.restoration import minimum_nfe
+from mrs_numerics.restoration.quality.options import MIN_CROP, QualityOptions, plan_runs
+from mrs_numerics.restoration.quality.report import write_report
+from mrs_numerics.restoration.quality.run import (
     merged_grid,
-    plan_runs,
     run_quality,
     sde_reference,
     seed_inputs,
-    write_report,
 )
-from mrs_numerics.restoration import minimum_nfe
 from mrs_numerics.solvers import SOLVERS, make_sampler, solver_info
+from mrs_numerics.solvers.brownian import CoupledBrownian, family_for, nested_grid
 
 CROP = 20
 TINY_UNET = {

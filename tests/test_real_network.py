@@ -11,9 +11,9 @@ import pytest
 
 from mrs_numerics.cli import main
 from mrs_numerics.models.registry import available_models
-from mrs_numerics.real_network import DEFAULT_MODEL, PROBLEM, real_start
 from mrs_numerics.solvers import SOLVERS
-from mrs_numerics.verify import LEVELS, real_results, run_verification
+from mrs_numerics.verification.driver import LEVELS, real_results, run_verification
+from mrs_numerics.verification.real_network import DEFAULT_MODEL, PROBLEM, real_start
 
 QUICK = LEVELS["quick"]
 MRS_ODE = [s for s, info in SOLVERS.items() if info.method == "ode" and info.family == "mrs"]

@@ -5,7 +5,8 @@ import warnings
 import pytest
 import torch
 
-from mrs_numerics import MRSampler, oracles, references, schedules
+from mrs_numerics import MRSampler, schedules
+from mrs_numerics.verification import oracles, references
 
 F64 = torch.float64
 SCHEDULES = {"cosine": schedules.cosine(), "constant": schedules.constant()}

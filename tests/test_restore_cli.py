@@ -10,8 +10,10 @@ import torch
 
 from mrs_numerics import schedules
 from mrs_numerics.cli import main
-from mrs_numerics.degradations import degrade
-from mrs_numerics.images import center_crop, load_photo, psnr, read_image, write_image
+from mrs_numerics.imaging.degradations import degrade
+from mrs_numerics.imaging.files import read_image, write_image
+from mrs_numerics.imaging.metrics import psnr
+from mrs_numerics.imaging.photos import center_crop, load_photo
 from mrs_numerics.models import ConditionalUNet
 from mrs_numerics.restoration import (
     MAX_NFE,

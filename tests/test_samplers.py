@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from mrs_numerics import MRSampler, schedules
-from mrs_numerics.stepping import NonFiniteError
-from tests.gaussian_problem import GaussianProblem
+from mrs_numerics.solvers.engine import NonFiniteError
+from mrs_numerics.verification.oracles import GaussianData
 
 SCHEDULE = schedules.constant()
 
@@ -71,13 +71,13 @@ def test_first_order_data_sde_reproduces_the_point_mass_marginal(steps):
 def _ode_errors(problem, order, prediction, start, ns, lam0=-2.0, lam1=3.0):
     errors = []
     t0 = problem.schedule.t_of_lam(torch.tensor(lam0, dtype=torch.float64))
-    x_T = problem.prior(t0)
+    x_T = problem.marginal_sample(t0)
     for n in ns:
         sampler = MRSampler(
             problem.schedule, "ode", order, prediction, "data", lower_order_final=False, start=start
         )
         times = _lam_times(problem.schedule, lam0, lam1, n)
-        result = sampler.sample(problem.data_model, problem.mu, timesteps=times, x_T=x_T)
+        result = sampler.sample(problem.data, problem.mu, timesteps=times, x_T=x_T)
         exact = problem.flow(x_T, times[0], times[-1])
         errors.append(float((result.x - exact).abs().max()))
     return errors
@@ -90,39 +90,37 @@ def _slope(ns, errors):
 @pytest.mark.parametrize("prediction", ["data", "noise"])
 @pytest.mark.parametrize("order", [1, 2, 3])
 def test_sample_shows_the_declared_ode_order_on_a_non_uniform_grid(order, prediction):
-    problem = GaussianProblem.make(SCHEDULE)
+    problem = GaussianData.random(SCHEDULE)
     ns = [80, 160, 320, 640] if order == 3 else [40, 80, 160]
     errors = _ode_errors(problem, order, prediction, "singlestep", ns)
     assert abs(_slope(ns[-3:], errors[-3:]) - order) < 0.25, errors
 
 
 def test_classical_warmup_caps_third_order_at_two():
-    problem = GaussianProblem.make(SCHEDULE)
+    problem = GaussianData.random(SCHEDULE)
     ns = [160, 320, 640]
     warm = _ode_errors(problem, 3, "noise", "warmup", ns)
     assert _slope(ns, warm) < 2.4, warm
 
 
 def test_first_order_ode_is_the_same_in_data_and_noise_form():
-    problem = GaussianProblem.make(SCHEDULE)
-    x_T = problem.prior(1.0)
+    problem = GaussianData.random(SCHEDULE)
+    x_T = problem.marginal_sample(1.0)
     kwargs = {"steps": 7, "x_T": x_T}
-    data = MRSampler(SCHEDULE, "ode", 1, "data", "data").sample(
-        problem.data_model, problem.mu, **kwargs
-    )
+    data = MRSampler(SCHEDULE, "ode", 1, "data", "data").sample(problem.data, problem.mu, **kwargs)
     noise = MRSampler(SCHEDULE, "ode", 1, "noise", "data").sample(
-        problem.data_model, problem.mu, **kwargs
+        problem.data, problem.mu, **kwargs
     )
     torch.testing.assert_close(data.x, noise.x, rtol=0, atol=1e-13)
 
 
 def test_nfe_counts_network_calls_including_start_and_denoise_last():
-    problem = GaussianProblem.make(SCHEDULE)
+    problem = GaussianData.random(SCHEDULE)
     calls = []
 
     def model(x, t, mu):
         calls.append(1)
-        return problem.data_model(x, t, mu)
+        return problem.data(x, t, mu)
 
     for order, extra in ((1, 0), (2, 0), (3, 1)):
         for denoise in (False, True):
@@ -133,11 +131,11 @@ def test_nfe_counts_network_calls_including_start_and_denoise_last():
 
 
 def test_trajectory_callback_and_progress():
-    problem = GaussianProblem.make(SCHEDULE)
+    problem = GaussianData.random(SCHEDULE)
     seen = []
     sampler = MRSampler(SCHEDULE, "sde", 2, "data", "data")
     result = sampler.sample(
-        problem.data_model,
+        problem.data,
         problem.mu,
         steps=5,
         generator=torch.Generator().manual_seed(0),
@@ -152,13 +150,13 @@ def test_trajectory_callback_and_progress():
 
 
 def test_per_sample_seeds_do_not_depend_on_the_batch():
-    problem = GaussianProblem.make(SCHEDULE, batch=3)
+    problem = GaussianData.random(SCHEDULE, batch=3)
     sampler = MRSampler(SCHEDULE, "sde", 1, "data", "data")
 
     def run(indices):
-        sub = GaussianProblem(SCHEDULE, problem.mu[indices], problem.m[indices], problem.v)
+        sub = GaussianData(SCHEDULE, problem.mu[indices], problem.offset[indices], problem.variance)
         gens = [torch.Generator().manual_seed(10 + i) for i in indices]
-        return sampler.sample(sub.data_model, sub.mu, steps=4, generator=gens).x
+        return sampler.sample(sub.data, sub.mu, steps=4, generator=gens).x
 
     full = run([0, 1, 2])
     alone = run([2])
@@ -166,14 +164,14 @@ def test_per_sample_seeds_do_not_depend_on_the_batch():
 
 
 def test_clipping_and_thresholding_bound_the_denoised_output():
-    problem = GaussianProblem.make(SCHEDULE)
+    problem = GaussianData.random(SCHEDULE)
     clipped = MRSampler(SCHEDULE, "ode", 2, "data", "data", clip_x0=(-0.1, 0.1), denoise_last=True)
-    result = clipped.sample(problem.data_model, problem.mu, steps=5)
+    result = clipped.sample(problem.data, problem.mu, steps=5)
     assert result.x.min() >= -0.1 and result.x.max() <= 0.1
     thresholded = MRSampler(
         SCHEDULE, "ode", 2, "data", "data", thresholding=True, denoise_last=True
     )
-    result = thresholded.sample(problem.data_model, problem.mu, steps=5)
+    result = thresholded.sample(problem.data, problem.mu, steps=5)
     assert result.x.abs().max() <= 1.0 + 1e-12
 
 
@@ -208,14 +206,14 @@ def test_low_precision_agrees_with_float64(dtype, prediction, steps):
     The float64 reference starts from the same (rounded) μ and x_T; the model sees its input and
     returns its output in the low dtype, as a half-precision network would.
     """
-    problem = GaussianProblem.make(SCHEDULE)
-    mu, x_T = problem.mu.to(dtype), problem.prior(1.0).to(dtype)
-    rounded = GaussianProblem(SCHEDULE, mu.double(), problem.m, problem.v)
+    problem = GaussianData.random(SCHEDULE)
+    mu, x_T = problem.mu.to(dtype), problem.marginal_sample(1.0).to(dtype)
+    rounded = GaussianData(SCHEDULE, mu.double(), problem.mean_x0 - mu.double(), problem.variance)
     sampler = MRSampler(SCHEDULE, "ode", 2, "data", prediction)
 
     def model(x, t, mu_):
         x64 = x.double()
-        data = rounded.data_model(x64, t, None)
+        data = rounded.data(x64, t, rounded.mu)
         if prediction == "data":
             return data.to(x.dtype)
         a, s = SCHEDULE.alpha(t)[:, None], SCHEDULE.sigma(t)[:, None]
@@ -230,12 +228,12 @@ def test_low_precision_agrees_with_float64(dtype, prediction, steps):
 
 
 def test_nan_model_output_is_reported_with_its_step():
-    problem = GaussianProblem.make(SCHEDULE)
+    problem = GaussianData.random(SCHEDULE)
     calls = []
 
     def broken(x, t, mu):
         calls.append(1)
-        out = problem.data_model(x, t, mu)
+        out = problem.data(x, t, mu)
         return out * float("nan") if len(calls) == 3 else out
 
     with pytest.raises(NonFiniteError, match=r"NaN/Inf at step 2 \(t = "):
@@ -243,8 +241,8 @@ def test_nan_model_output_is_reported_with_its_step():
 
 
 def test_bad_input_gets_clear_errors():
-    problem = GaussianProblem.make(SCHEDULE)
-    model = problem.data_model
+    problem = GaussianData.random(SCHEDULE)
+    model = problem.data
     with pytest.raises(ValueError, match="order 3 is not available for method 'sde'"):
         MRSampler(SCHEDULE, "sde", 3)
     with pytest.raises(ValueError, match="order 4 is not available for method 'ode'"):
@@ -273,11 +271,11 @@ def test_bad_input_gets_clear_errors():
 
 
 def test_noise_form_sde_at_low_nfe_warns():
-    problem = GaussianProblem.make(SCHEDULE)
+    problem = GaussianData.random(SCHEDULE)
     sampler = MRSampler(SCHEDULE, "sde", 1, "noise", "data")
     warned = pytest.warns(UserWarning, match="known to blow up at very low NFE")
     with warned, contextlib.suppress(NonFiniteError):
-        sampler.sample(problem.data_model, problem.mu, steps=4)
+        sampler.sample(problem.data, problem.mu, steps=4)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        sampler.sample(problem.data_model, problem.mu, steps=20)
+        sampler.sample(problem.data, problem.mu, steps=20)

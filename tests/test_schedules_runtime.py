@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from mrs_numerics import MRSampler, presets, schedules
+from mrs_numerics import MRSampler, schedules
+from mrs_numerics.solvers import presets
 
 CONTINUOUS = [schedules.constant(), schedules.linear(), schedules.cosine()]
 DISCRETE = [

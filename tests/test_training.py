@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from mrs_numerics.models import registry
-from mrs_numerics.training import TrainConfig, export, train
+from mrs_numerics.models.training import TrainConfig, export, train
 
 
 def _tiny(**overrides):
@@ -60,8 +60,9 @@ SHIPPED = registry.available_models()
 
 @pytest.mark.parametrize("name", sorted(SHIPPED))
 def test_shipped_network_restores_held_out_images_better_than_the_input(name):
-    from mrs_numerics.degradations import degrade
-    from mrs_numerics.images import HELDOUT_PHOTOS, center_crop, load_photo, psnr
+    from mrs_numerics.imaging.degradations import degrade
+    from mrs_numerics.imaging.metrics import psnr
+    from mrs_numerics.imaging.photos import HELDOUT_PHOTOS, center_crop, load_photo
     from mrs_numerics.restoration import restore
     from mrs_numerics.schedules import get
 

@@ -8,10 +8,12 @@ import json
 
 import pytest
 
-from mrs_numerics import convergence, schedules
+from mrs_numerics import schedules
 from mrs_numerics.cli import main
 from mrs_numerics.solvers import SOLVERS
-from mrs_numerics.verify import LEVELS, strong_results, weak_results
+from mrs_numerics.verification import studies as convergence
+from mrs_numerics.verification.driver import LEVELS, strong_results, weak_results
+from mrs_numerics.verification.oracles import GaussianData
 
 SCHEDULE = schedules.cosine()
 QUICK = LEVELS["quick"]
@@ -34,7 +36,7 @@ def _assert_declared(results):
 
 @pytest.mark.parametrize("solver", ODE)
 def test_ode_solver_shows_its_declared_global_order(solver):
-    from mrs_numerics.verify import ode_results
+    from mrs_numerics.verification.driver import ode_results
 
     results = ode_results("gmm-2d-diag", SCHEDULE, QUICK, solvers=[solver])
     assert {r.run for r in results} == (
@@ -54,10 +56,8 @@ def test_sde_solver_shows_its_declared_weak_order(solver):
 
 
 def test_weak_study_mean_is_exact_for_the_mr_sampler():
-    problem = convergence.DiagonalGaussian.default()
-    _, _, mean_errors, _ = convergence.weak_study(
-        "mrs-sde-2-data", SCHEDULE, problem, [8, 16], (-1.0, 3.0)
-    )
+    problem = GaussianData.weak_problem(SCHEDULE)
+    _, _, mean_errors, _ = convergence.weak_study("mrs-sde-2-data", problem, [8, 16], (-1.0, 3.0))
     assert max(mean_errors) < 1e-13
 
 

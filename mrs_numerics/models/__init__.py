@@ -1,4 +1,4 @@
-"""Small denoising networks that drive the Mean-Reverting samplers in tests and benchmarks."""
+"""Networks: the package's conditional UNet, its shipped weights (registry) and its training."""
 
 from mrs_numerics.models.unet import ConditionalUNet
 

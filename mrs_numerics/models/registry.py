@@ -1,6 +1,6 @@
 """Shipped MR restoration networks: what exists, how each was trained, and loading them.
 
-The weights live in ``mrs_numerics/models/weights`` (read through :mod:`importlib.resources`,
+The weights live in ``mrs_numerics/models/weights`` (read through `importlib.resources`,
 so they work from an installed wheel) with an ``index.json`` that records, per network: task,
 prediction type, schedule, the UNet configuration, the exact training command and seed, the
 iterations, wall time and device, and the held-out evaluation measured after training.
@@ -15,6 +15,7 @@ from importlib import resources
 
 import torch
 
+from mrs_numerics.imaging.degradations import task as known_task
 from mrs_numerics.models.unet import ConditionalUNet
 
 WEIGHTS_PACKAGE = "mrs_numerics.models.weights"
@@ -107,8 +108,6 @@ def shipped_network(task: str | None = None, name: str | None = None):
     if task is None and name is None:
         raise ValueError("name a task (to use its best shipped network) or a model")
     if task is not None:
-        from mrs_numerics.degradations import task as known_task
-
         known_task(task)
     name = name if name is not None else model_for_task(task)
     net, info = load_model(name)

@@ -138,7 +138,7 @@ class ConditionalUNet(nn.Module):
             ``time_scale / max_time`` before the embedding.
         zero_init_output: zero the output convolution (standard for diffusion networks, so an
             untrained model predicts 0). Benchmarks that need a non-trivial map use
-            :meth:`random_init_for_benchmarks`.
+            `random_init_for_benchmarks`.
         time_scale: the embedded time runs over [0, time_scale]. The sinusoid frequencies span
             1 … 1e-4, so the network varies in t on a scale of about ``max_time / time_scale``.
             The DDPM convention 1000 makes the network rough in t: ODE solvers then need steps

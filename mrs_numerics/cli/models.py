@@ -1,0 +1,34 @@
+"""``mrs-numerics models``: the shipped networks and how each was trained."""
+
+from __future__ import annotations
+
+import argparse
+
+from mrs_numerics.cli.common import say
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``models`` to the command's subparsers."""
+    parser = subparsers.add_parser("models", help="list the shipped networks and their training")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """List the shipped networks."""
+    # imported here: the registry reads the weights index only when asked
+    from mrs_numerics.models.registry import available_models
+
+    models = available_models()
+    if not models:
+        say("no shipped networks")
+    for name, info in sorted(models.items()):
+        say(f"{name}: task {info.task}, {info.prediction} prediction, schedule {info.schedule}")
+        say(f"  trained {info.iterations} iterations, {info.seconds:.0f} s on {info.device}")
+        say("  network: " + ", ".join(f"{k} {v}" for k, v in sorted(info.config.items())))
+        say(f"  command: {info.command}")
+        for image, row in info.heldout.get("images", {}).items():
+            say(
+                f"  held-out {image}: {row['input_psnr']:.2f} dB → {row['restored_psnr']:.2f} dB "
+                f"({info.heldout['sampler']}, {info.heldout['nfe']} NFE)"
+            )
+    return 0

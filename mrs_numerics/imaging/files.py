@@ -1,0 +1,76 @@
+"""Image files and tensors: PNG/JPEG reading and writing, 8-bit conversion, folder listing.
+
+An image is a float tensor in [0, 1], RGB, shape ``[3, H, W]``; a batch is ``[B, 3, H, W]``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+"""File suffixes [`read_image`][mrs_numerics.imaging.files.read_image] and
+[`write_image`][mrs_numerics.imaging.files.write_image] handle (case-insensitive)."""
+JPEG_WRITE_QUALITY = 95
+"""Quality of JPEG files written by [`write_image`][mrs_numerics.imaging.files.write_image]."""
+
+
+def from_uint8(array: np.ndarray) -> torch.Tensor:
+    """An ``[H, W, 3]`` uint8 array as a float32 ``[3, H, W]`` tensor in [0, 1]."""
+    return torch.tensor(array, dtype=torch.uint8).permute(2, 0, 1).float() / 255.0
+
+
+def to_uint8(image: torch.Tensor) -> np.ndarray:
+    """A ``[3, H, W]`` image as an ``[H, W, 3]`` uint8 array (clamped to [0, 1], rounded)."""
+    scaled = image.detach().to("cpu", torch.float64).clamp(0.0, 1.0) * 255.0
+    return scaled.round().to(torch.uint8).permute(1, 2, 0).numpy()
+
+
+def _pil_rgb_array(file) -> np.ndarray:
+    with Image.open(file) as opened:
+        picture = ImageOps.exif_transpose(opened)
+        if picture.mode == "I" or picture.mode.startswith("I;16"):
+            grey = np.asarray(picture, dtype=np.float64) / 65535.0
+            return np.repeat((grey * 255.0).round().astype(np.uint8)[..., None], 3, axis=2)
+        return np.asarray(picture.convert("RGB"))
+
+
+def read_image(path: str | Path) -> torch.Tensor:
+    """A PNG or JPEG file as a ``[3, H, W]`` float32 tensor in [0, 1] (grey becomes RGB).
+
+    Alpha is dropped; 16-bit grey PNGs are reduced to 8 bits; JPEG EXIF orientation is applied.
+    An unreadable file raises ValueError naming the path.
+    """
+    try:
+        return from_uint8(_pil_rgb_array(path))
+    except FileNotFoundError:
+        raise ValueError(f"cannot read image {str(path)!r}: no such file") from None
+    except (OSError, ValueError) as error:  # PIL's UnidentifiedImageError is an OSError
+        raise ValueError(f"cannot read image {str(path)!r}: {error}") from None
+
+
+def write_image(path: str | Path, image: torch.Tensor) -> None:
+    """Write a ``[3, H, W]`` image as 8-bit PNG or JPEG (by suffix; clamped to [0, 1])."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in IMAGE_SUFFIXES:
+        raise ValueError(
+            f"cannot write {str(path)!r}: unknown image suffix; use {', '.join(IMAGE_SUFFIXES)}"
+        )
+    if image.ndim != 3 or image.shape[0] != 3:
+        raise ValueError(f"write_image needs a [3, H, W] image, got {tuple(image.shape)}")
+    options = {"quality": JPEG_WRITE_QUALITY} if suffix != ".png" else {}
+    Image.fromarray(to_uint8(image)).save(path, **options)
+
+
+def image_files(folder: str | Path) -> list[Path]:
+    """The PNG and JPEG files directly inside ``folder``, sorted by name."""
+    folder = Path(folder)
+    return sorted(
+        path
+        for path in folder.iterdir()
+        if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES
+    )

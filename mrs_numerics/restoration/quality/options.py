@@ -1,0 +1,164 @@
+"""What ``benchmark quality`` measures: its options, their checks, and the planned runs."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from mrs_numerics.imaging import degradations
+from mrs_numerics.imaging.metrics import METRIC_BORDER
+from mrs_numerics.imaging.photos import HELDOUT_PHOTOS, PHOTOS
+from mrs_numerics.restoration.restore import (
+    MAX_NFE,
+    minimum_nfe,
+    nfe_for_steps,
+    resolve_device,
+    steps_for_nfe,
+)
+from mrs_numerics.solvers.registry import SOLVERS, solver_info
+
+DEFAULT_NFES = (3, 5, 10, 20, 50, 100, 1000)
+"""NFE budgets of the full benchmark."""
+QUICK_MAX_NFE = 100
+"""``--quick`` keeps the budgets up to this many calls."""
+FIDELITY_THRESHOLD_DB = 40.0
+"""``nfe_to_fidelity``: the smallest NFE whose mean fidelity reaches this."""
+MIN_REFERENCE_STEPS = 1000
+"""The references take at least this many steps ..."""
+REFERENCE_STEPS_PER_NFE = 4
+"""... and at least this many times the largest budget."""
+SSIM_WINDOW = 11
+"""Side of SSIM's Gaussian window (σ = 1.5): what is left after the border crop must fit it."""
+MIN_CROP = 2 * METRIC_BORDER + SSIM_WINDOW
+"""Smallest crop the metrics accept."""
+
+
+@dataclass(frozen=True)
+class QualityOptions:
+    """What `run_quality` measures (see the module docstring for the method).
+
+    ``seeds`` is a count (seeds 0 … seeds − 1); ``sde_refinement`` must be 1 (no accuracy estimate
+    of the SDE reference) or even; ``reference_steps`` None picks
+    max([`MIN_REFERENCE_STEPS`][mrs_numerics.restoration.quality.options.MIN_REFERENCE_STEPS],
+    [`REFERENCE_STEPS_PER_NFE`][mrs_numerics.restoration.quality.options.REFERENCE_STEPS_PER_NFE] ×
+    largest budget).
+    """
+
+    task: str = "denoise"
+    samplers: tuple[str, ...] = tuple(SOLVERS)
+    nfes: tuple[int, ...] = DEFAULT_NFES
+    seeds: int = 3
+    crop: int = 64
+    photos: tuple[str, ...] = HELDOUT_PHOTOS
+    reference_steps: int | None = None
+    sde_refinement: int = 2
+    device: str = "cpu"
+    threshold_db: float = FIDELITY_THRESHOLD_DB
+
+    @classmethod
+    def quick(cls, **overrides) -> QualityOptions:
+        """The ``--quick`` settings (48² crops, budgets ≤ 100, 2 seeds), then ``overrides``."""
+        quick = {
+            "crop": 48,
+            "seeds": 2,
+            "nfes": tuple(n for n in DEFAULT_NFES if n <= QUICK_MAX_NFE),
+        }
+        return cls(**{**quick, **overrides})
+
+    def reference_step_count(self) -> int:
+        """R: steps of the PF-ODE reference, least steps of the SDE reference."""
+        if self.reference_steps is not None:
+            return self.reference_steps
+        return max(MIN_REFERENCE_STEPS, REFERENCE_STEPS_PER_NFE * max(self.nfes))
+
+    def validate(self) -> QualityOptions:
+        """Return self, or raise a ValueError that names the bad option."""
+        degradations.task(self.task)
+        if not self.samplers:
+            raise ValueError("no samplers given")
+        for sampler in self.samplers:
+            solver_info(sampler)
+        _check_unique("samplers", self.samplers)
+        if not self.nfes:
+            raise ValueError("no NFE budgets given")
+        for nfe in self.nfes:
+            if isinstance(nfe, bool) or not isinstance(nfe, int) or not 1 <= nfe <= MAX_NFE:
+                raise ValueError(f"NFE budgets must be integers in [1, {MAX_NFE}], got {nfe!r}")
+        _check_unique("NFE budgets", self.nfes)
+        _check_count("seeds", self.seeds, 1)
+        _check_count("crop", self.crop, MIN_CROP)
+        if not self.photos:
+            raise ValueError("no photos given")
+        for photo in self.photos:
+            if photo not in PHOTOS:
+                raise ValueError(f"unknown photo {photo!r}; bundled photos: {', '.join(PHOTOS)}")
+        _check_count("reference_steps", self.reference_step_count(), 2)
+        if self.reference_step_count() % 2:
+            raise ValueError(
+                f"reference_steps must be even (its half is the accuracy check), "
+                f"got {self.reference_step_count()}"
+            )
+        _check_count("sde_refinement", self.sde_refinement, 1)
+        if self.sde_refinement > 1 and self.sde_refinement % 2:
+            raise ValueError(
+                f"sde_refinement must be 1 or even (its half is the accuracy check), "
+                f"got {self.sde_refinement}"
+            )
+        resolve_device(self.device)
+        if not math.isfinite(self.threshold_db):
+            raise ValueError(f"threshold_db must be finite, got {self.threshold_db}")
+        return self
+
+
+def _check_count(name: str, value, least: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise ValueError(f"{name} must be an integer ≥ {least}, got {value!r}")
+
+
+def _check_unique(name: str, values: Sequence) -> None:
+    repeated = sorted({str(v) for v in values if list(values).count(v) > 1})
+    if repeated:
+        raise ValueError(f"{name} repeat: {', '.join(repeated)}")
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """One (sampler, budget): its steps and network calls, or why it is skipped."""
+
+    sampler: str
+    budget: int
+    steps: int | None
+    nfe: int | None
+    reason: str = ""
+
+    @property
+    def kind(self) -> str:
+        """``"ode"`` or ``"sde"``."""
+        return solver_info(self.sampler).method
+
+
+def plan_runs(options: QualityOptions) -> list[PlannedRun]:
+    """Every (sampler, budget) of ``options``, in order, with skips decided (module docstring)."""
+    runs = []
+    for sampler in options.samplers:
+        seen: dict[int, int] = {}
+        for budget in sorted(options.nfes):
+            least = minimum_nfe(sampler)
+            if budget < least:
+                reason = f"needs at least {least} network calls"
+                runs.append(PlannedRun(sampler, budget, None, None, reason))
+                continue
+            steps = steps_for_nfe(sampler, budget)
+            if steps in seen:
+                reason = f"same {steps} steps as the budget of {seen[steps]}"
+                runs.append(PlannedRun(sampler, budget, None, None, reason))
+                continue
+            seen[steps] = budget
+            runs.append(PlannedRun(sampler, budget, steps, nfe_for_steps(sampler, steps)))
+    return runs
+
+
+def with_overrides(options: QualityOptions, **overrides) -> QualityOptions:
+    """``options`` with the non-None ``overrides`` applied."""
+    return replace(options, **{k: v for k, v in overrides.items() if v is not None})

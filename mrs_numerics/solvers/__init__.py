@@ -1,0 +1,63 @@
+"""Integrating the MR process: the solver registry, the engine, the MR Sampler and baselines.
+
+- registry: [`SOLVERS`][mrs_numerics.solvers.registry.SOLVERS] (canonical ids with declared
+  orders and costs), [`solver_info`][mrs_numerics.solvers.registry.solver_info],
+  [`make_sampler`][mrs_numerics.solvers.factory.make_sampler];
+- samplers: [`MRSampler`][mrs_numerics.solvers.mr_sampler.MRSampler],
+  [`BaselineSampler`][mrs_numerics.solvers.baselines.BaselineSampler], on the shared
+  [`SamplerBase`][mrs_numerics.solvers.base.SamplerBase] with one validated
+  [`SamplerOptions`][mrs_numerics.solvers.options.SamplerOptions];
+- `engine` (the one sampling loop) and `kernels` (stateless steps for your own loops);
+- `parameterization` (noise / data / velocity / score), `randomness` and `brownian` (noise,
+  and the Brownian path coupled across step sizes), `adapters` (IR-SDE/DA-CLIP networks),
+  `presets` (the official MRS settings);
+- the interfaces a sampler calls: [`Model`][mrs_numerics.solvers.protocols.Model],
+  [`NoiseSource`][mrs_numerics.solvers.protocols.NoiseSource].
+"""
+
+from __future__ import annotations
+
+from mrs_numerics.solvers.adapters import IRSDEAdapter
+from mrs_numerics.solvers.base import SamplerBase, prior_sample
+from mrs_numerics.solvers.baselines import BASELINE_IDS, BaselineSampler
+from mrs_numerics.solvers.brownian import CoupledBrownian, family_for, nested_grid
+from mrs_numerics.solvers.engine import NonFiniteError, Plan, SampleResult
+from mrs_numerics.solvers.factory import make_sampler
+from mrs_numerics.solvers.mr_sampler import MRSampler
+from mrs_numerics.solvers.options import SamplerOptions, Thresholding
+from mrs_numerics.solvers.presets import official_mrs, official_schedule
+from mrs_numerics.solvers.protocols import Model, NoiseSource
+from mrs_numerics.solvers.registry import (
+    ORDERS,
+    SOLVERS,
+    SolverInfo,
+    parse_mrs_id,
+    solver_info,
+)
+
+__all__ = [
+    "BASELINE_IDS",
+    "ORDERS",
+    "SOLVERS",
+    "BaselineSampler",
+    "CoupledBrownian",
+    "IRSDEAdapter",
+    "MRSampler",
+    "Model",
+    "NoiseSource",
+    "NonFiniteError",
+    "Plan",
+    "SampleResult",
+    "SamplerBase",
+    "SamplerOptions",
+    "SolverInfo",
+    "Thresholding",
+    "family_for",
+    "make_sampler",
+    "nested_grid",
+    "official_mrs",
+    "official_schedule",
+    "parse_mrs_id",
+    "prior_sample",
+    "solver_info",
+]

@@ -1,0 +1,47 @@
+"""Adapters that let existing MR networks plug into the samplers unchanged.
+
+The samplers call ``model(x, t, mu)`` with t a float64 tensor [batch] in the schedule's time. IR-SDE
+and DA-CLIP networks are called as ``net(x, mu, t, **context)`` with the integer training index as
+time (the discrete schedule's time unit,
+[`mrs_numerics.schedules.irsde`][mrs_numerics.schedules.discrete.irsde]) and predict noise.
+[`IRSDEAdapter`][mrs_numerics.solvers.adapters.IRSDEAdapter] bridges the two.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+
+
+class IRSDEAdapter:
+    """Wrap an IR-SDE/DA-CLIP-style ``net(x, mu, t, **context)`` as ``model(x, t, mu)``.
+
+    ``round_time=True`` passes the nearest integer index (as IR-SDE's training did) and warns once
+    if the grid asks for fractional times; with ``False`` the fractional index is passed as a
+    float (sinusoidal time embeddings accept it). ``context`` (e.g. DA-CLIP's ``text_context``,
+    ``image_context``) is forwarded on every call. Use ``prediction`` as the sampler's
+    ``model_prediction`` (IR-SDE networks predict noise).
+    """
+
+    def __init__(self, net, prediction: str = "noise", round_time: bool = True, **context):
+        self.net = net
+        self.prediction = prediction
+        self.round_time = round_time
+        self.context = context
+        self._warned = False
+
+    def __call__(self, x: torch.Tensor, t: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
+        time = t
+        if self.round_time:
+            time = torch.round(t)
+            if not self._warned and not torch.equal(time, t):
+                warnings.warn(
+                    "IRSDEAdapter rounds fractional times to the nearest training index; use a "
+                    "grid on integer indices (spacing='time' with integer-aligned steps) or "
+                    "round_time=False",
+                    stacklevel=2,
+                )
+                self._warned = True
+            time = time.long()
+        return self.net(x, mu, time, **self.context)

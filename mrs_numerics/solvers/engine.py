@@ -1,0 +1,267 @@
+"""The engine: compiled plans and the one loop that runs them, for every sampler.
+
+A sampler is compiled, before any network call, into a [`Plan`][mrs_numerics.solvers.engine.Plan]:
+per step, the times, the model evaluations it needs and the float64 coefficients of each stage
+(cast once to the working dtype). [`run`][mrs_numerics.solvers.engine.run] executes a plan. It is
+the only sampling loop of the package: every change to how sampling proceeds (correctors,
+divergence checks, GPU capture) is made here.
+
+**Invariants of the loop** (for step i = 0 … N − 1 of a plan, from x at ``plan.timesteps[0]``):
+
+1. *Evaluation.* Each step first evaluates the model once at (x_s, t_from), label ``m0``; a
+   stage with an ``evaluate`` then evaluates it at its own stage state (singlestep stages,
+   Heun's corrector). The model sees the state in the input dtype and ``t`` as a float64
+   tensor ``[batch]``; every evaluation counts one NFE.
+2. *Conversion.* An output is converted to the plan's prediction form right after its call,
+   with the (rounded) state the network saw, not the master state: a noise prediction is
+   consistent with its own input, and converting it with a different x would divide the
+   rounding difference by α (≈ 0.005 at the start). x̂₀ limiters (``clip_x0``,
+   ``thresholding``) act on the converted output, through the data form for noise solvers.
+3. *Stages.* Every stage is ``linear_step(x_s, μ, outputs[labels], coefficients[, z])``; the
+   step's result is its last stage. Stochastic stages draw z from the noise source, told the
+   step index and the interval (t_from, t_to), once per stage, in stage order.
+4. *History.* After the step, ``m0`` is pushed on the history of earlier outputs
+   (``m1``, ``m2``, … for multistep updates), kept to ``plan.history`` entries.
+5. *Non-finite values.* A flag on the device records the first step whose model output had
+   NaN/Inf (no host synchronisation per step); it is read once after the loop and reported as
+   [`NonFiniteError`][mrs_numerics.solvers.engine.NonFiniteError] with that step. A state that
+   turns non-finite with finite outputs is reported as solver divergence.
+6. *Precision.* float16/bfloat16 inputs are carried in a float32 master state; the result is
+   cast back to the input dtype once, at the end.
+7. *Final call.* With ``plan.final`` (``denoise_last``) one more evaluation at the last time
+   returns x̂₀ there (limited as in 2) as the result; it counts one NFE.
+
+The callback gets ``{"i", "t", "t_next", "x", "output"}`` after every step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from tqdm.auto import tqdm
+
+from mrs_numerics._generated.types import StepCoefficients
+from mrs_numerics.solvers import parameterization
+from mrs_numerics.solvers.kernels import linear_step
+from mrs_numerics.solvers.options import SamplerOptions
+from mrs_numerics.solvers.protocols import Model, NoiseSource
+
+
+class NonFiniteError(FloatingPointError):
+    """The network output (or the state) became NaN/Inf; says at which step and time."""
+
+
+@dataclass
+class Evaluation:
+    """One network call at a stage's state (label, time, α and σ there)."""
+
+    label: str
+    t: float
+    alpha: float
+    sigma: float
+
+
+@dataclass
+class Stage:
+    """y = linear_step(x_s, μ, [outputs[l] for l in labels], coefficients[, z]); then evaluate."""
+
+    coefficients: StepCoefficients
+    labels: tuple[str, ...]
+    evaluate: Evaluation | None = None
+
+
+@dataclass
+class Step:
+    """One step t_from → t_to: a first evaluation at (x_s, t_from) labelled m0, then stages."""
+
+    t_from: float
+    t_to: float
+    first: Evaluation
+    stages: list[Stage]
+    description: str = ""
+
+
+@dataclass
+class Plan:
+    """A compiled sampler run.
+
+    Attributes:
+        timesteps: The grid t_0 > … > t_N (float64).
+        steps: One [`Step`][mrs_numerics.solvers.engine.Step] per interval.
+        history: How many earlier outputs the updates use (order − 1 for multistep).
+        output_prediction: The form the stages consume (``"data"`` or ``"noise"``).
+        max_sigma: Λ of the schedule (for prediction conversions).
+        final: The ``denoise_last`` evaluation at the last time, or None.
+    """
+
+    timesteps: torch.Tensor
+    steps: list[Step]
+    history: int
+    output_prediction: str
+    max_sigma: float = 1.0
+    final: Evaluation | None = None
+
+
+@dataclass
+class SampleResult:
+    """What ``sample`` returns.
+
+    Attributes:
+        x: The final state, in the input dtype.
+        nfe: The network calls made.
+        timesteps: The grid used.
+        trajectory: If asked for, x_T, x_1, …, x_N (and x̂₀ with ``denoise_last``).
+    """
+
+    x: torch.Tensor
+    nfe: int
+    timesteps: torch.Tensor
+    trajectory: list[torch.Tensor] = field(default_factory=list)
+
+
+class PlanCache:
+    """Compiled plans by (steps or times, dtype, device): repeated sampling compiles once.
+
+    A plan only holds read-only tensors, so it is safe to reuse across calls.
+    """
+
+    def __init__(self, compile_plan: Callable, size: int = 16):
+        self.compile_plan = compile_plan
+        self.size = size
+        self.plans: dict = {}
+
+    def get(self, steps, timesteps, device, dtype) -> Plan:
+        """The plan of (steps or timesteps) on (device, dtype), compiled on first use."""
+        times = (
+            None
+            if timesteps is None
+            else tuple(float(t) for t in torch.as_tensor(timesteps).flatten())
+        )
+        key = (steps, times, str(device), dtype)
+        if key not in self.plans:
+            if len(self.plans) >= self.size:
+                self.plans.pop(next(iter(self.plans)))
+            self.plans[key] = self.compile_plan(steps, timesteps, device, dtype)
+        return self.plans[key]
+
+
+def master_dtype(dtype: torch.dtype) -> torch.dtype:
+    """float32 for half precisions, else the dtype itself (float32/float64)."""
+    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+
+
+def cast_coefficients(c: StepCoefficients, dtype, device) -> StepCoefficients:
+    """Float64 coefficients → 0-dim tensors of the working dtype on the device (once per plan)."""
+
+    def cast(value):
+        return None if value is None else torch.as_tensor(value, dtype=dtype, device=device)
+
+    return StepCoefficients(cast(c.x), cast(c.mu), tuple(cast(w) for w in c.outputs), cast(c.noise))
+
+
+def run(
+    plan: Plan,
+    model: Model,
+    x: torch.Tensor,
+    mu: torch.Tensor,
+    options: SamplerOptions,
+    noise: NoiseSource,
+    callback: Callable | None = None,
+    progress: bool = False,
+    return_trajectory: bool = False,
+) -> SampleResult:
+    """Execute ``plan`` from state x (at ``plan.timesteps[0]``) with condition μ.
+
+    See the module docstring for the loop's invariants. ``options`` supplies the model's
+    prediction type and the x̂₀ limiters; ``noise`` the Gaussian draws of stochastic stages.
+    """
+    out_dtype = x.dtype
+    work = master_dtype(out_dtype)
+    state, mu_work = x.to(work), mu.to(work)
+    device = x.device
+    batch_shape = (x.shape[0],)
+    first_bad = torch.full((), -1, dtype=torch.long, device=device)
+    nfe = 0
+    trajectory = [x.clone()] if return_trajectory else []
+
+    def call(y: torch.Tensor, ev: Evaluation, target: str):
+        """The model at (y, ev.t) converted to ``target`` (and limited), the state it saw."""
+        nonlocal nfe
+        t = torch.full(batch_shape, ev.t, dtype=torch.float64, device=device)
+        seen = y.to(out_dtype)
+        out = model(seen, t, mu).to(work)
+        nfe += 1
+        y = seen.to(work)
+        converted = parameterization.convert(
+            out, options.model_prediction, target, y, mu_work, ev.alpha, ev.sigma, plan.max_sigma
+        )
+        return out, _limit_data(converted, target, y, mu_work, ev, options)
+
+    def evaluate(y, ev: Evaluation, step_index: int):
+        nonlocal first_bad
+        out, limited = call(y, ev, plan.output_prediction)
+        bad = ~torch.isfinite(out).all()
+        first_bad = torch.where(bad & (first_bad < 0), step_index, first_bad)
+        return limited
+
+    history: list[torch.Tensor] = []
+    bar = tqdm(plan.steps, disable=not progress, desc="sampling", leave=False)
+    for index, step in enumerate(bar):
+        m0 = evaluate(state, step.first, index)
+        outputs = {"m0": m0}
+        outputs.update({f"m{j + 1}": h for j, h in enumerate(history)})
+        y = state
+        for stage in step.stages:
+            z = None
+            if stage.coefficients.noise is not None:
+                z = noise(index, step.t_from, step.t_to, state.shape, work, device)
+            y = linear_step(
+                state, mu_work, [outputs[label] for label in stage.labels], stage.coefficients, z
+            )
+            if stage.evaluate is not None:
+                outputs[stage.evaluate.label] = evaluate(y, stage.evaluate, index)
+        state = y
+        history = [m0, *history][: plan.history]
+        if return_trajectory:
+            trajectory.append(state.to(out_dtype))
+        if callback is not None:
+            callback({"i": index, "t": step.t_from, "t_next": step.t_to, "x": state, "output": m0})
+    bad_step = int(first_bad)
+    if bad_step >= 0:
+        step = plan.steps[bad_step]
+        raise NonFiniteError(
+            f"the model returned NaN/Inf at step {bad_step} (t = {step.t_from:.6g} → "
+            f"{step.t_to:.6g}, {step.description}); the result would be meaningless"
+        )
+    if not torch.isfinite(state).all():
+        raise NonFiniteError(
+            "the sampler state became NaN/Inf although every model output was finite: the "
+            "solver diverged (a noise-form SDE at very low NFE is known to; use the data form)"
+        )
+    if plan.final is not None:
+        _, state = call(state, plan.final, "data")
+        if not torch.isfinite(state).all():
+            raise NonFiniteError(
+                f"the model returned NaN/Inf in the denoise-last call at t = {plan.final.t:.6g}"
+            )
+        if return_trajectory:
+            trajectory.append(state.to(out_dtype))
+    return SampleResult(state.to(out_dtype), nfe, plan.timesteps, trajectory)
+
+
+def _limit_data(converted, prediction, y, mu, ev: Evaluation, options: SamplerOptions):
+    """Apply x̂₀ clipping / dynamic thresholding (through the data form for noise solvers)."""
+    if options.clip_x0 is None and options.thresholding is None:
+        return converted
+    data = converted
+    if prediction == "noise":
+        data = parameterization.convert(converted, "noise", "data", y, mu, ev.alpha, ev.sigma, 1.0)
+    if options.thresholding is not None:
+        data = options.thresholding(data)
+    if options.clip_x0 is not None:
+        data = data.clamp(*options.clip_x0)
+    if prediction == "noise":
+        return parameterization.convert(data, "data", "noise", y, mu, ev.alpha, ev.sigma, 1.0)
+    return data

@@ -1,0 +1,231 @@
+"""The MR Sampler: semi-analytical exponential-integrator solvers of the MR PF-ODE and reverse SDE.
+
+See [Semi-analytical solutions](../theory.md#semi-analytical-solutions) and
+[Exponential-integrator updates](../theory.md#exponential-integrator-updates).
+
+``MRSampler(schedule, method, order, solver_prediction, model_prediction, …).sample(model, mu, …)``
+integrates the reverse MR equation from the prior at the first time to the last, with
+
+- ``method="ode"``: orders 1, 2, 3 (multistep, one network call per step);
+- ``method="sde"``: orders 1, 2 (multistep; exact Gaussian noise of the linear part);
+- ``solver_prediction``: the semi-analytical form integrated, "data" (bounded weights, the
+  default) or "noise"; ``model_prediction``: what the network returns ("noise", "data",
+  "velocity" or "score"), converted at each call.
+
+**Start** (see [Order-preserving start](../theory.md#order-preserving-start)). A k-step method needs
+k − 1 earlier outputs. ``start="singlestep"`` (default) keeps the declared global order: order 3
+takes its first step with the second-order singlestep update through the λ-midpoint of the first
+interval (local error O(h³), **one extra network call**), then one multistep-2 step, then
+multistep-3; orders 1 and 2 need nothing extra (a first-order first step has local error O(h²),
+enough for global order 2). ``start="warmup"`` is the classical DPM-Solver warm-up (orders 1, 2, …
+on the first steps, no extra call) which caps order 3 at 2.
+
+**lower_order_final** (default True) lowers the order of the last steps when N < 15 steps
+(order ≤ steps left), which stabilises very few-step sampling; switch it off for order studies.
+
+**σ = 0 end.** A grid ending where σ = 0 (IR-SDE tables with α₀ = 1) takes its last step as the
+exact limit of the first-order data-form step: the data prediction. The noise form is undefined
+there and is refused.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+
+from mrs_numerics.schedules.protocol import Schedule
+from mrs_numerics.solvers import registry
+from mrs_numerics.solvers.base import SamplerBase
+from mrs_numerics.solvers.engine import Evaluation, Plan, Stage, Step, cast_coefficients
+from mrs_numerics.solvers.kernels import coefficients as generated_coefficients
+from mrs_numerics.solvers.kernels import data_step_to_clean
+from mrs_numerics.solvers.options import SamplerOptions, Thresholding
+from mrs_numerics.solvers.parameterization import SOLVER_PREDICTIONS, check_prediction
+from mrs_numerics.solvers.protocols import NoiseSource
+
+STARTS = ("singlestep", "warmup")
+"""Start procedures: order-preserving singlestep first step, or the classical warm-up."""
+LOWER_ORDER_FINAL_BELOW = 15
+"""lower_order_final acts when the run has fewer steps than this (as in diffusers)."""
+SINGLESTEP_START_POSITION = 0.5
+"""λ-position (fraction of the first interval) of the singlestep start's intermediate call."""
+NOISE_SDE_WARN_BELOW = 10
+"""A noise-form SDE below this many steps warns: it is known to blow up at 3–5 NFE."""
+
+
+class MRSampler(SamplerBase):
+    """The MR Sampler (Li et al., ICLR 2025) on generated, proved coefficients.
+
+    Args:
+        schedule: The MR schedule (a [`Schedule`][mrs_numerics.schedules.protocol.Schedule]).
+        method: ``"ode"`` (the probability-flow ODE) or ``"sde"`` (the reverse SDE).
+        order: The multistep order: 1, 2, 3 for the ODE; 1, 2 for the SDE.
+        solver_prediction: The semi-analytical form integrated: ``"data"`` (bounded
+            weights; the default) or ``"noise"``.
+        model_prediction: What the model returns: ``"noise"``, ``"data"``, ``"velocity"``
+            or ``"score"``.
+        grid: Step spacing for ``steps=N``: ``"lambda"`` (default), ``"time"``,
+            ``"karras"``.
+        lower_order_final: Lower the order of the last steps (order ≤ steps left) when the
+            run has fewer than 15 steps.
+        start: ``"singlestep"`` (order-preserving; +1 call for order 3) or ``"warmup"``.
+        t_start: First (noisiest) time of the grid; default the schedule's ``t_max``.
+        t_end: Last time; default ``t_min``, or where σ/Λ = 2e-3 if σ(t_min) = 0.
+        lam_min: Start no noisier than λ = lam_min.
+        rho: The Karras spacing's ρ.
+        denoise_last: One more network call at the last time returns x̂₀ there.
+        clip_x0: Clamp every x̂₀ to ``(low, high)``.
+        thresholding: Dynamic thresholding of x̂₀ (``True`` for the official defaults).
+        noise_fn: A [`NoiseSource`][mrs_numerics.solvers.protocols.NoiseSource] for the SDE
+            noise; default: draws from the ``generator`` given to ``sample``.
+    """
+
+    def __init__(
+        self,
+        schedule: Schedule,
+        method: str = "ode",
+        order: int = 2,
+        solver_prediction: str = "data",
+        model_prediction: str = "noise",
+        *,
+        grid: str = "lambda",
+        lower_order_final: bool = True,
+        start: str = "singlestep",
+        t_start: float | None = None,
+        t_end: float | None = None,
+        lam_min: float | None = None,
+        rho: float = 7.0,
+        denoise_last: bool = False,
+        clip_x0: tuple[float, float] | None = None,
+        thresholding: Thresholding | bool | None = None,
+        noise_fn: NoiseSource | None = None,
+    ):
+        if method not in registry.METHODS:
+            raise ValueError(f"unknown method {method!r}; allowed: {', '.join(registry.METHODS)}")
+        if order not in registry.ORDERS[method]:
+            raise ValueError(
+                f"order {order!r} is not available for method {method!r}; "
+                f"allowed: {', '.join(map(str, registry.ORDERS[method]))}"
+            )
+        check_prediction(solver_prediction, SOLVER_PREDICTIONS)
+        if start not in STARTS:
+            raise ValueError(f"unknown start {start!r}; allowed: {', '.join(STARTS)}")
+        options = SamplerOptions(
+            model_prediction=model_prediction,
+            grid=grid,
+            t_start=t_start,
+            t_end=t_end,
+            lam_min=lam_min,
+            rho=rho,
+            denoise_last=denoise_last,
+            clip_x0=clip_x0,
+            thresholding=thresholding,  # type: ignore[arg-type]
+            noise_fn=noise_fn,
+        )
+        super().__init__(schedule, options)
+        self.method = method
+        self.order = order
+        self.solver_prediction = solver_prediction
+        self.lower_order_final = bool(lower_order_final)
+        self.start = start
+        self._start_update = (
+            registry.start_update(method, solver_prediction, order)
+            if start == "singlestep"
+            else None
+        )
+
+    @property
+    def solver_id(self) -> str:  # type: ignore[override]
+        """Canonical id, e.g. ``mrs-ode-2-data``."""
+        return registry.mrs_id(self.method, self.order, self.solver_prediction)
+
+    def __repr__(self) -> str:
+        return (
+            f"MRSampler({self.solver_id}, model_prediction={self.model_prediction!r}, "
+            f"grid={self.options.grid!r}, start={self.start!r}, "
+            f"lower_order_final={self.lower_order_final})"
+        )
+
+    def step_orders(self, steps: int) -> list[int]:
+        """Order of each step: start procedure, declared order, lower_order_final."""
+        orders = []
+        for i in range(steps):
+            available = min(self.order, i + 1)
+            if i == 0 and self._start_update is not None:
+                available = self._start_update.order
+            if self.lower_order_final and steps < LOWER_ORDER_FINAL_BELOW:
+                available = min(available, steps - i)
+            orders.append(available)
+        return orders
+
+    def plan(
+        self, steps: int | None = None, timesteps=None, device=None, dtype=torch.float32
+    ) -> Plan:
+        """Compile a run: grid, per-step updates and their float64 coefficients (cast to dtype)."""
+        times = self.resolve_times(steps, timesteps)
+        n = times.numel() - 1
+        if self.method == "sde" and self.solver_prediction == "noise" and n < NOISE_SDE_WARN_BELOW:
+            warnings.warn(
+                f"a noise-form SDE with {n} steps: this solver is known to blow up at very low "
+                "NFE even with an exact model; prefer solver_prediction='data'",
+                stacklevel=3,
+            )
+        sched = self.schedule
+        lams = sched.lam(times)
+        alphas, sigmas = sched.alpha(times), sched.sigma(times)
+        orders = self.step_orders(n)
+        steps_out = []
+        for i in range(n):
+            first = Evaluation("m0", float(times[i]), float(alphas[i]), float(sigmas[i]))
+            if float(sigmas[i + 1]) == 0.0:
+                stage = self._clean_end_stage()
+                steps_out.append(Step(float(times[i]), 0.0, first, [stage], "step to σ = 0"))
+                continue
+            stages, description = self._stages(i, orders[i], times, lams, alphas, sigmas)
+            steps_out.append(Step(float(times[i]), float(times[i + 1]), first, stages, description))
+        for step in steps_out:
+            for stage in step.stages:
+                stage.coefficients = cast_coefficients(stage.coefficients, dtype, device)
+        return Plan(
+            times,
+            steps_out,
+            self.order - 1,
+            self.solver_prediction,
+            float(sched.max_sigma),
+            self.final_evaluation(times),
+        )
+
+    def _stages(self, i, order, times, lams, alphas, sigmas):
+        h = lams[i + 1] - lams[i]
+        ends = (alphas[i], sigmas[i], alphas[i + 1], sigmas[i + 1])
+        start = self._start_update
+        if i == 0 and start is not None and order == start.order:
+            r = torch.tensor(SINGLESTEP_START_POSITION, dtype=torch.float64)
+            lam_mid = lams[i] + r * h
+            t_mid = self.schedule.t_of_lam(lam_mid)
+            a_mid, s_mid = self.schedule.alpha(t_mid), self.schedule.sigma(t_mid)
+            first_stage, last_stage = start.stages
+            c1 = generated_coefficients(
+                first_stage.function, h, [r], alphas[i], sigmas[i], a_mid, s_mid
+            )
+            c2 = generated_coefficients(last_stage.function, h, [r], *ends)
+            mid = Evaluation("stage1", float(t_mid), float(a_mid), float(s_mid))
+            stages = [Stage(c1, first_stage.labels, mid), Stage(c2, last_stage.labels)]
+            extra = start.model_calls - 1
+            return stages, f"{start.name} start (+{extra} network call)"
+        update = registry.multistep_update(self.method, self.solver_prediction, order)
+        ratios = [(lams[i - j + 1] - lams[i - j]) / h for j in range(1, order)]
+        (stage,) = update.stages
+        return [Stage(generated_coefficients(stage.function, h, ratios, *ends), stage.labels)], (
+            update.name
+        )
+
+    def _clean_end_stage(self) -> Stage:
+        if self.solver_prediction != "data":
+            raise ValueError(
+                "the grid ends where σ = 0; only a data-form step can land there (it returns the "
+                "data prediction). Use solver_prediction='data' or end the grid at t_end > "
+                f"{self.schedule.t_min}"
+            )
+        return Stage(data_step_to_clean(), ("m0",))

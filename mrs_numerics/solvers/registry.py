@@ -1,0 +1,174 @@
+"""The solver registry: one canonical id per solver, with its declared orders and cost.
+
+Ids (used everywhere: Python, CLI, JSON, reports):
+
+- ``mrs-<ode|sde>-<order>-<data|noise>``: the MR Sampler (ODE orders 1–3, SDE orders 1–2);
+- ``euler-maruyama``, ``posterior``, ``euler-ode``, ``heun-ode``: the baselines.
+
+Everything here is read from the generated registries
+([`UPDATES`][mrs_numerics._generated.registry.UPDATES],
+[`BASELINES`][mrs_numerics._generated.baselines_registry.BASELINES]), never restated: the
+orders an MR Sampler offers are the orders of its generated multistep updates, and the cost of
+its order-preserving start is the extra calls of the generated singlestep update it starts with.
+
+Declared orders state only what is proved (`derivations.order_proofs` for the local order of
+every update; the classical results for the baselines) or measured by the verification study:
+``order`` is the global order of an ODE solver in the largest λ-step; ``strong_order`` and
+``weak_order`` describe SDE solvers. The MR Sampler's second-order SDE declares strong order 1
+(its gain is in the weak error, see [Strong and weak order](../theory.md#strong-and-weak-order))
+and weak order 2: measured by the exact-moment weak study on Gaussian data (affine model), not
+proved for general nonlinear networks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mrs_numerics._generated.baselines_registry import BASELINES
+from mrs_numerics._generated.registry import UPDATES
+from mrs_numerics._generated.types import UpdateInfo
+
+METHODS = ("ode", "sde")
+"""The equations the MR Sampler integrates: the PF-ODE and the reverse SDE."""
+
+MRS_PREFIX = "mrs"
+"""First part of every MR Sampler id."""
+
+
+def multistep_update(method: str, prediction: str, order: int) -> UpdateInfo:
+    """The generated multistep update of (method, prediction form, order)."""
+    return UPDATES[f"{method}_{prediction}_multistep_{order}"]
+
+
+def start_update(method: str, prediction: str, order: int) -> UpdateInfo | None:
+    """The update of the order-preserving first step of an order-``order`` multistep method.
+
+    A start of local order k (global k − 1 on that one interval) keeps global order k (see
+    [Order-preserving start](../theory.md#order-preserving-start)). The first-order first
+    step has local order 2, enough for orders 1 and 2: None. Order k ≥ 3 starts with the
+    singlestep update of order k − 1, which costs extra network calls.
+    """
+    if order <= 2:
+        return None
+    return UPDATES.get(f"{method}_{prediction}_singlestep_{order - 1}")
+
+
+def _orders() -> dict[str, tuple[int, ...]]:
+    orders: dict[str, set[int]] = {method: set() for method in METHODS}
+    for update in UPDATES.values():
+        if update.scheme == "multistep":
+            orders[update.method].add(update.order)
+    return {method: tuple(sorted(values)) for method, values in orders.items()}
+
+
+ORDERS: dict[str, tuple[int, ...]] = _orders()
+"""The orders of the MR Sampler per method, from the generated multistep updates."""
+
+
+@dataclass(frozen=True)
+class SolverInfo:
+    """What a solver declares about itself.
+
+    Attributes:
+        id: The canonical id.
+        family: ``"mrs"`` (the MR Sampler) or ``"baseline"``.
+        method: ``"ode"`` or ``"sde"``.
+        solver_prediction: The form the steps consume (``"data"`` or ``"noise"``).
+        order: Global order in the largest step (ODE solvers; None for SDEs).
+        strong_order: Strong order (SDE solvers).
+        weak_order: Weak order (SDE solvers).
+        nfe_per_step: Network calls per step.
+        start_extra_nfe: Extra calls of the default order-preserving start.
+        description: One line for listings.
+    """
+
+    id: str
+    family: str
+    method: str
+    solver_prediction: str
+    order: int | None
+    strong_order: float | None
+    weak_order: float | None
+    nfe_per_step: int
+    start_extra_nfe: int
+    description: str
+
+    def nfe(self, steps: int) -> int:
+        """Network calls of ``steps`` steps with the default start.
+
+        The start's extra calls are made only when there is a step after the first (a single
+        step is taken at first order).
+        """
+        return (self.start_extra_nfe if steps > 1 else 0) + steps * self.nfe_per_step
+
+
+def mrs_id(method: str, order: int, prediction: str) -> str:
+    """The id of an MR Sampler, e.g. ``mrs-ode-2-data``."""
+    return f"{MRS_PREFIX}-{method}-{order}-{prediction}"
+
+
+def _mrs_solvers() -> dict[str, SolverInfo]:
+    solvers = {}
+    for update in UPDATES.values():
+        if update.scheme != "multistep":
+            continue
+        method, prediction, order = update.method, update.prediction, update.order
+        is_ode = method == "ode"
+        start = start_update(method, prediction, order)
+        solver_id = mrs_id(method, order, prediction)
+        solvers[solver_id] = SolverInfo(
+            id=solver_id,
+            family="mrs",
+            method=method,
+            solver_prediction=prediction,
+            order=order if is_ode else None,
+            strong_order=None if is_ode else 1.0,
+            weak_order=None if is_ode else float(order),
+            nfe_per_step=update.model_calls,
+            start_extra_nfe=0 if start is None else start.model_calls - update.model_calls,
+            description=(
+                f"MR Sampler, {method.upper()} {prediction}-form multistep of order {order} "
+                f"(local error O(h^{update.local_error_power}), proved symbolically)"
+            ),
+        )
+    return solvers
+
+
+def _baseline_solvers() -> dict[str, SolverInfo]:
+    return {
+        info.id: SolverInfo(
+            id=info.id,
+            family="baseline",
+            method=info.method,
+            solver_prediction=info.prediction,
+            order=info.order if info.method == "ode" else None,
+            strong_order=info.strong_order,
+            weak_order=info.weak_order,
+            nfe_per_step=info.model_calls,
+            start_extra_nfe=0,
+            description=info.id,
+        )
+        for info in BASELINES.values()
+    }
+
+
+SOLVERS: dict[str, SolverInfo] = {**_mrs_solvers(), **_baseline_solvers()}
+"""Every solver by canonical id."""
+
+
+def solver_info(solver_id: str) -> SolverInfo:
+    """The registry entry of ``solver_id`` (a clear error listing the known ids otherwise)."""
+    try:
+        return SOLVERS[solver_id]
+    except (KeyError, TypeError):
+        known = ", ".join(sorted(SOLVERS))
+        raise ValueError(f"unknown solver {solver_id!r}; known solvers: {known}") from None
+
+
+def parse_mrs_id(solver_id: str) -> tuple[str, int, str]:
+    """(method, order, solver_prediction) of an ``mrs-…`` id."""
+    info = solver_info(solver_id)
+    if info.family != "mrs":
+        raise ValueError(f"{solver_id!r} is a baseline, not an MR Sampler id")
+    _, method, order, prediction = solver_id.split("-")
+    return method, int(order), prediction
