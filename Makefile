@@ -28,8 +28,7 @@ $(STAMP): $(PY) pyproject.toml
 
 install: $(STAMP)
 
-test: $(STAMP)
-	$(PY) -m ruff check .
+test: lint
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
 
 verify: $(STAMP)
@@ -41,6 +40,8 @@ codegen: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(VENV)/bin/lint-imports
+	$(PY) -m mypy
 
 clean:
 	rm -rf .venv build dist .pytest_cache .ruff_cache

@@ -1,7 +1,8 @@
 """Baseline samplers of the reverse MR equations, derived as linear step coefficients.
 
 A step goes from s (noisier) to t (cleaner), Δ = s − t > 0. With the score s = −ε̂/σ and the MR
-constraint g² = 2Λ²θ (theory §2), the reverse drifts in t are
+constraint g² = 2Λ²θ (see [Reverse-time equations](../../theory.md#reverse-time-equations)),
+the reverse drifts in t are
 
     reverse SDE:  f_sde(x, τ) = θ(μ − x) + g² ε̂/σ,      PF-ODE:  f_ode(x, τ) = θ(μ − x) + ½ g² ε̂/σ,
 
@@ -17,7 +18,8 @@ The corrector's second output is ε̂_t = ε̂(x̃, t) and it divides by σ_t: w
 Euler instead (``Baseline.defined_at_sigma_zero``).
 
 IR-SDE posterior sampling draws x_t from p(x_t | x_s, x_0 = x̂₀) (data-prediction input). From
-the forward process (`derivations.forward`), with y = x − μ and a = α_s/α_t,
+the forward process ([`derivations.forward`][derivations.forward]), with y = x − μ and
+a = α_s/α_t,
 
     y_t | y_0 ~ N(α_t y_0, σ_t²),        y_s | y_t ~ N(a y_t, Λ²(1 − a²)),
 
@@ -44,7 +46,8 @@ Euler and Heun local errors O(Δ²), O(Δ³) are proved by ``local_error`` (glob
 Euler–Maruyama has strong order 1/2 in general, but the MR noise is additive (g depends on t only),
 where it coincides with the Milstein scheme: strong order 1, weak order 1 (Kloeden & Platen,
 *Numerical Solution of SDEs*, 1992, §10.2–10.3 and §14.1). Posterior sampling is proved equal to
-the SDE-1 data update, so it has that update's orders: strong 1, weak 1 (theory §7).
+the SDE-1 data update, so it has that update's orders: strong 1, weak 1 (see
+[Strong and weak order](../../theory.md#strong-and-weak-order)).
 """
 
 from __future__ import annotations
@@ -145,7 +148,7 @@ BASELINES = {
         node_labels=(("m0",),),
         order_basis=(
             "inherited: proved equal to sde_data_multistep_1 (check_posterior_is_sde_data_step), "
-            "whose orders are those of theory sec. 7"
+            "whose orders are those of docs/theory.md#strong-and-weak-order"
         ),
         equivalent_update="sde_data_multistep_1",
         defined_at_sigma_zero=True,
@@ -265,7 +268,8 @@ def transition() -> tuple[sp.Expr, sp.Expr]:
     """(a, v) of y_s | y_t ~ N(a y_t, v): the forward marginal restarted at t.
 
     The MR process is Markov with time-homogeneous structure in Θ, so from t to s it is the
-    marginal of `derivations.forward` with Θ replaced by Θ_s − Θ_t = log(α_t/α_s).
+    marginal of [`derivations.forward`][derivations.forward] with Θ replaced by
+    Θ_s − Θ_t = log(α_t/α_s).
     """
     shift = {forward.Theta(): sp.log(alpha_t / alpha_s)}
     mean = sp.expand(forward.marginal_mean().subs(shift))

@@ -292,6 +292,11 @@ def registry_module(updates: Sequence[Update], proved: dict[str, int]) -> str:
         lines.append(f"        local_error_power={proved[update.name]},")
         lines.append("    ),")
     lines.append("}")
+    lines.append(
+        '"""Every generated MR Sampler update by name, with the local-error power its proof gave.'
+        "\n\nThe solver ids of [`SOLVERS`][mrs_numerics.solvers.registry.SOLVERS] are read from"
+        ' here.\n"""'
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -438,6 +443,7 @@ def baselines_registry_module() -> str:
         lines.append(f"        defined_at_sigma_zero={baseline.defined_at_sigma_zero!r},")
         lines.append("    ),")
     lines.append("}")
+    lines.append('"""Every baseline sampler by id, with its declared orders and their basis."""')
     return "\n".join(lines) + "\n"
 
 

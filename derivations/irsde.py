@@ -1,4 +1,5 @@
-"""IR-SDE's discrete schedule tables (theory.md §4) as SymPy expressions in the table index.
+"""IR-SDE's discrete schedule tables as SymPy expressions in the table index.
+The definitions are those of [IR-SDE tables](../../theory.md#ir-sde-tables).
 
 Arrays of length T + 1, index i = 0 … T (T = 100, Λ = 50/255, ε = 0.005 in the published
 configs):

@@ -1,6 +1,6 @@
 """Conversions among noise, data, velocity and score predictions of an MR network, with μ.
 
-On the marginal x = μ + α (x₀ − μ) + σ ε (`derivations.forward`):
+On the marginal x = μ + α (x₀ − μ) + σ ε ([`derivations.forward`][derivations.forward]):
 
     data  from noise:     x̂₀ = μ + (x − μ − σ ε̂)/α
     noise from data:      ε̂  = (x − μ − α (x̂₀ − μ))/σ

@@ -2,9 +2,9 @@
 
 SymPy's `TorchPrinter` has no ``expm1`` (nor ``log1p``); both
 are needed for the cancellation-free forms of the φ-functions and of the schedules, so they are
-added here. The exponential-integrator function φ_k(z) (`derivations.phi.phi`) prints as
-a call ``phi_k(z)`` to the generated φ module. Floats print with 17 significant digits so that
-a float64 constant survives the round trip through source code.
+added here. The exponential-integrator function φ_k(z) ([`derivations.phi`][derivations.phi])
+prints as a call ``phi_k(z)`` to the generated φ module. Floats print with 17 significant
+digits so that a float64 constant survives the round trip through source code.
 """
 
 from __future__ import annotations

@@ -10,7 +10,8 @@ For a mean-reversion rate θ(t) > 0 and the stationary standard deviation Λ (``
 comes from inverting Θ(t) with ``sympy.solve`` where that gives a real, cancellation-free root
 ([`inverse_candidates`][derivations.schedules.inverse_candidates]).
 
-The built-in schedules live on t ∈ [0, 1] and are scaled so that α(1) = ε (theory.md §4):
+The built-in schedules live on t ∈ [0, 1] and are scaled so that α(1) = ε (the continuous
+counterparts of [IR-SDE tables](../../theory.md#ir-sde-tables)):
 constant θ = c, linear θ = c (β₀ + (β₁ − β₀) t) and cosine θ = c (1 − cos²(a (t + s))/cos²(a s)),
 a = π/(2(1 + s)), s = 0.008, each c fixed by Θ(1) = −log ε.
 
@@ -282,7 +283,10 @@ def scale_for_eps(shape: sp.Expr) -> sp.Expr:
 
 
 def cosine_shape_definition(s: sp.Expr = COSINE_S) -> sp.Expr:
-    """1 − cos²(((t + s)/(1 + s))·π/2) / cos²((s/(1 + s))·π/2), as written in theory.md §4."""
+    """1 − cos²(((t + s)/(1 + s))·π/2) / cos²((s/(1 + s))·π/2), as in the theory.
+
+    The cosine table of [IR-SDE tables](../../theory.md#ir-sde-tables), word for word.
+    """
     return 1 - sp.cos((t + s) / (1 + s) * sp.pi / 2) ** 2 / sp.cos(s / (1 + s) * sp.pi / 2) ** 2
 
 

@@ -4,7 +4,8 @@ Reverse-time equations (score s = −ε/σ):
 
     PF-ODE:  dx/dt = θ(μ − x) − ½ g² s,        reverse SDE:  dx = [θ(μ − x) − g² s] dt + g dw̄.
 
-With dt = −σ²/(θΛ²) dλ (`derivations.log_snr`) and y = x − μ they become linear in y:
+With dt = −σ²/(θΛ²) dλ ([`derivations.log_snr`][derivations.log_snr]) and y = x − μ they
+become linear in y:
 
     ODE, noise:  dy/dλ = (σ²/Λ²) y − σ ε̂
     ODE, data:   dy/dλ = (σ²/Λ² − 1) y + α (x̂₀ − μ)

@@ -1,7 +1,7 @@
 """Exponential-integrator updates of the MR Sampler: Taylor/φ weights, multistep and singlestep.
 
 Every step integrates the network term of a semi-analytical solution
-(`derivations.solutions`) over [λ_s, λ_s + E] with E = c·h,
+([`derivations.solutions`][derivations.solutions]) over [λ_s, λ_s + E] with E = c·h,
 
     scale_E · ∫₀^E e^{κ(E − u)} m(λ_s + u) du,
 
@@ -23,7 +23,7 @@ lower-order update whose output becomes a node of the next.
 - order 2: stage at r (first order), final on nodes {0, r};
 - order 3: stage at r₁ (first order), stage at r₂ on nodes {0, r₁}, final on nodes {0, r₁, r₂}.
   Third order for a state-dependent model requires r₂ = 2/3 (derived in
-  `derivations.order_proofs`); r₁ stays free.
+  [`derivations.order_proofs`][derivations.order_proofs]); r₁ stays free.
 
 A step of any kind is linear in its inputs:
 

@@ -4,10 +4,11 @@ The package is layered; each subpackage imports only the ones below it:
 
 - [`schedules`][mrs_numerics.schedules]: the MR process (α, σ, λ, t(λ)) and step grids;
 - [`solvers`][mrs_numerics.solvers]: the registry, the engine, the MR Sampler and baselines;
-- `imaging`, `models`: photos, files, metrics, degradations; networks and their training;
-- `verification`, `restoration`: how the orders are measured; restoring images and its
-  benchmark;
-- `cli`: the ``mrs-numerics`` command.
+- [`imaging`][mrs_numerics.imaging], [`models`][mrs_numerics.models]: photos, files, metrics,
+  degradations; networks and their training;
+- [`verification`][mrs_numerics.verification], [`restoration`][mrs_numerics.restoration]: how
+  the orders are measured; restoring images and its benchmark;
+- [`cli`][mrs_numerics.cli]: the ``mrs-numerics`` command.
 
 Entry points: [`MRSampler`][mrs_numerics.solvers.mr_sampler.MRSampler],
 [`schedules`][mrs_numerics.schedules],

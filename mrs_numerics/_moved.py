@@ -1,9 +1,9 @@
 """Import paths of version 0.1 that moved in 0.2: each still works, with a DeprecationWarning.
 
-[`MOVED`][mrs_numerics._moved.MOVED] maps every old module path to the modules that now hold
-its names. Importing an old path gives a module whose attributes are looked up in the new
-modules (in order); the first attribute read warns once, naming the new path, at the line that
-reads it. These paths will be removed in a later release.
+[`MOVED`][mrs_numerics._moved.MOVED] maps every old module path to the modules that now hold its
+names. Importing an old path gives a module whose attributes are looked up in the new modules (in
+order); every attribute read warns, naming the new path, at the line that reads it (Python's warning
+filters show it once per line by default). These paths will be removed in a later release.
 """
 
 from __future__ import annotations
@@ -59,7 +59,6 @@ class _MovedModule(types.ModuleType):
     def __init__(self, name: str, targets: tuple[str, ...]):
         super().__init__(name, f"Moved in version 0.2 to {', '.join(targets)}.")
         self.__targets = targets
-        self.__warned = False
 
     def __getattr__(self, attribute: str):
         if attribute.startswith("__"):
@@ -67,14 +66,12 @@ class _MovedModule(types.ModuleType):
         for target in self.__targets:
             module = importlib.import_module(target)
             if hasattr(module, attribute):
-                if not self.__warned:
-                    self.__warned = True
-                    warnings.warn(
-                        f"{self.__name__} is deprecated and will be removed: import "
-                        f"{attribute} from {target} instead",
-                        DeprecationWarning,
-                        stacklevel=2,
-                    )
+                warnings.warn(
+                    f"{self.__name__} is deprecated and will be removed: import "
+                    f"{attribute} from {target} instead",
+                    DeprecationWarning,
+                    stacklevel=2,
+                )
                 return getattr(module, attribute)
         raise AttributeError(
             f"module {self.__name__!r} (moved to {', '.join(self.__targets)}) has no attribute "

@@ -204,12 +204,11 @@ fig.tight_layout()
 # %% [markdown]
 # ## 5. Numerical check: one large exact step
 #
-# For a single Gaussian $x_0 \sim \mathcal N(\mu + \delta, S)$ the PF-ODE flow map is
-# known in closed form (`mrs_numerics.oracles.gaussian_flow`) and the exact model is the
-# oracle. Feeding the exact network output along the exact path into the step formula
-# (integral by adaptive quadrature, coefficients lambdified from `step_solution`) must land
-# on the flow map for any step size $h$: the semi-analytical solution is exact, and a
-# sampler only approximates the integral.
+# For a single Gaussian $x_0 \sim \mathcal N(\mu + \delta, S)$ the PF-ODE flow map is known in
+# closed form (`mrs_numerics.verification.oracles.gaussian_flow`) and the exact model is the oracle.
+# Feeding the exact network output along the exact path into the step formula (integral by adaptive
+# quadrature, coefficients lambdified from `step_solution`) must land on the flow map for any step
+# size $h$: the semi-analytical solution is exact, and a sampler only approximates the integral.
 
 # %%
 schedule = schedules.cosine()

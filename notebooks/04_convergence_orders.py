@@ -15,19 +15,18 @@
 # %% [markdown]
 # # 04 · Convergence orders on exact oracles
 #
-# For Gaussian-mixture data the MR marginal is again a Gaussian mixture, so the score,
-# $\hat x_0$, $\hat\varepsilon$ and $\hat v$ are known in closed form
-# (`mrs_numerics.oracles`): a sampler run on such an oracle has no model error, and its
-# error against a high-precision reference is pure discretisation error.
-# `mrs_numerics.verify` measures, on step ladders of smooth non-uniform $\lambda$ grids in
-# float64:
+# For Gaussian-mixture data the MR marginal is again a Gaussian mixture, so the score, $\hat x_0$,
+# $\hat\varepsilon$ and $\hat v$ are known in closed form (`mrs_numerics.verification.oracles`): a
+# sampler run on such an oracle has no model error, and its error against a high-precision reference
+# is pure discretisation error. `mrs_numerics.verification.driver` measures, on step ladders of
+# smooth non-uniform $\lambda$ grids in float64:
 #
 # - **ODE, global order**: error at the last time against a scipy DOP853 solution of the
-#   PF-ODE in $\lambda$ (`mrs_numerics.references`), for the full sampler (start
+#   PF-ODE in $\lambda$ (`mrs_numerics.verification.references`), for the full sampler (start
 #   procedure included) and for the multistep kernels alone from an exact warm start;
 # - **SDE, strong order**: RMS pathwise error against the second-order data SDE on a 16×
 #   finer nested grid driven by the *same* Brownian path
-#   (`mrs_numerics.noise.CoupledBrownian`);
+#   (`mrs_numerics.solvers.brownian.CoupledBrownian`);
 # - **SDE, weak order**: on Gaussian data every step is affine, so the exact mean and
 #   variance of $x_N$ are propagated through `sample` itself (no Monte Carlo).
 #

@@ -19,7 +19,7 @@
 # `mrs-numerics train` on photos bundled with scikit-image and matplotlib; the photos
 # `coffee` and `grace_hopper` are held out. This notebook restores held-out crops with the
 # MR Sampler and the baselines at a few network evaluations (NFE), measures quality and
-# **solver fidelity** against NFE with `mrs_numerics.quality` (what
+# **solver fidelity** against NFE with `mrs_numerics.restoration.quality` (what
 # `mrs-numerics benchmark quality` runs), and measures the ODE orders on the PF-ODE that a
 # real network drives (`mrs-numerics verify --problem real`).
 #
@@ -115,8 +115,8 @@ fig.tight_layout()
 # output can score higher than the converged one. **Solver fidelity** asks how well a
 # sampler solves its own equation: the PSNR between its N-step output and the converged
 # solution from the same start x_T, and for SDE samplers the same Brownian path
-# (`mrs_numerics.noise.CoupledBrownian`). One PF-ODE reference serves every ODE sampler,
-# one fine coupled SDE solution every SDE sampler (see the `mrs_numerics.quality` module
+# (`mrs_numerics.solvers.brownian.CoupledBrownian`). One PF-ODE reference serves every ODE sampler,
+# one fine coupled SDE solution every SDE sampler (see the `mrs_numerics.restoration.quality` module
 # docstring for the method and the references' own accuracy).
 
 # %%
@@ -157,7 +157,7 @@ for sampler in options.samplers:
 #
 # The PF-ODE driven by the shipped `denoise-data` network, in float64 on a 16² held-out
 # crop, against one scipy DOP853 reference: the global error of every MR Sampler ODE
-# solver against the largest λ-step (`mrs_numerics.real_network`). The network embeds
+# solver against the largest λ-step (`mrs_numerics.verification.real_network`). The network embeds
 # time over [0, 10], so the right-hand side is smooth in t and the declared orders show.
 
 

@@ -1,7 +1,8 @@
 """Baseline samplers (Euler–Maruyama, posterior sampling, Euler, Heun): proofs and generated code.
 
-The numerical references below are written from theory.md §1–§2 and §5 (the reverse drifts and
-the MR marginal and transition), never from the generated expressions.
+The numerical references below are written from docs/theory.md (the MR process, the reverse-time
+equations) and the baselines (the reverse drifts and the MR marginal and transition), never from the
+generated expressions.
 """
 
 import inspect
@@ -82,7 +83,7 @@ def _apply(c, x, mu, outputs, z=0.0):
 
 
 def _drift(x, eps, mu, theta, sigma, big_lambda, weight):
-    """theory.md §2: θ(μ − x) − weight·g² s with s = −ε̂/σ and g² = 2Λ²θ."""
+    """docs/theory.md#reverse-time-equations: θ(μ − x) − weight·g² s with s = −ε̂/σ and g² = 2Λ²θ."""
     return theta * (mu - x) + weight * 2.0 * big_lambda**2 * theta * eps / sigma
 
 
@@ -151,7 +152,7 @@ def test_strided_posterior_equals_the_first_order_data_sde_step():
 
 
 def test_posterior_is_the_gaussian_conditional_of_the_mr_process():
-    """Condition the joint law of (x_t, x_s) | x_0 numerically (theory §1: marginal, transition)."""
+    """Condition the joint law of (x_t, x_s) | x_0 numerically (MR marginal and transition)."""
     rng = np.random.default_rng(4)
     for _ in range(20):
         big_lambda = rng.uniform(0.1, 1.0)

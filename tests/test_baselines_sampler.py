@@ -15,7 +15,7 @@ SCHEDULE = schedules.cosine()
 
 
 def _recorded_noise():
-    def noise_fn(step, shape, dtype, device):
+    def noise_fn(step, t_from, t_to, shape, dtype, device):
         gen = torch.Generator().manual_seed(1000 + step)
         return torch.randn(shape, generator=gen, dtype=dtype)
 

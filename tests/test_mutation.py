@@ -2,7 +2,7 @@
 
 Every coefficient of every generated stage (x, μ, each output weight, the SDE noise) is scaled
 by 1.01 in turn; the numerical exactness check through the generated kernels
-(``tests/test_generated_updates.stage_errors``) must then fail for that stage.
+(``tests/helpers.stage_errors``) must then fail for that stage.
 """
 
 from types import SimpleNamespace
@@ -11,7 +11,7 @@ import pytest
 
 from mrs_numerics._generated import registry, updates_numpy
 from mrs_numerics._generated.types import StepCoefficients
-from tests.test_generated_updates import stage_errors
+from tests.helpers import stage_errors
 
 FIELDS = [
     (name, function, field)

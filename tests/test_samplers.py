@@ -50,7 +50,7 @@ def test_first_order_data_sde_reproduces_the_point_mass_marginal(steps):
     mu, m = _point_mass()
     recorded = []
 
-    def noise_fn(step, shape, dtype, device):
+    def noise_fn(step, t_from, t_to, shape, dtype, device):
         z = torch.randn(shape, generator=torch.Generator().manual_seed(100 + step), dtype=dtype)
         recorded.append(z)
         return z
@@ -279,3 +279,38 @@ def test_noise_form_sde_at_low_nfe_warns():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         sampler.sample(problem.data, problem.mu, steps=20)
+
+
+def test_a_noise_source_is_told_each_steps_interval():
+    problem = GaussianData.random(SCHEDULE)
+    seen = []
+
+    def noise(step, t_from, t_to, shape, dtype, device):
+        seen.append((step, t_from, t_to))
+        return torch.zeros(shape, dtype=dtype, device=device)
+
+    sampler = MRSampler(SCHEDULE, "sde", 2, "data", "data", noise_fn=noise)
+    sampler.sample(problem.data, problem.mu, steps=6)
+    times = sampler.timesteps(6).tolist()
+    assert seen == [(i, times[i], times[i + 1]) for i in range(6)]
+
+
+def test_the_step_only_noise_function_of_version_0_1_still_gives_the_same_numbers():
+    problem = GaussianData.random(SCHEDULE)
+
+    def z(step, shape, dtype):
+        return torch.randn(shape, generator=torch.Generator().manual_seed(7 + step), dtype=dtype)
+
+    def legacy(step, shape, dtype, device):
+        return z(step, shape, dtype)
+
+    def current(step, t_from, t_to, shape, dtype, device):
+        return z(step, shape, dtype)
+
+    with pytest.warns(DeprecationWarning, match="t_from, t_to"):
+        old = MRSampler(SCHEDULE, "sde", 2, "data", "data", noise_fn=legacy)
+    new = MRSampler(SCHEDULE, "sde", 2, "data", "data", noise_fn=current)
+    x_T = problem.marginal_sample(1.0)
+    a = old.sample(problem.data, problem.mu, steps=5, x_T=x_T).x
+    b = new.sample(problem.data, problem.mu, steps=5, x_T=x_T).x
+    assert torch.equal(a, b)

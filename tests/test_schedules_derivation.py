@@ -1,4 +1,7 @@
-"""Symbolic checks of the schedule derivations and the IR-SDE tables against theory.md §1, §4."""
+"""Symbolic checks of the schedule derivations and the IR-SDE tables.
+
+Against docs/theory.md (the MR process; IR-SDE tables).
+"""
 
 from __future__ import annotations
 
@@ -164,7 +167,7 @@ def tables(tmp_path_factory):
 
 
 def transcription(kind, T, max_sigma, eps, theta0_offset, dtype):
-    """theory.md §4, word for word, in ``dtype``."""
+    """The IR-SDE table definitions of docs/theory.md#ir-sde-tables, word for word, in ``dtype``."""
     one = dtype(1)
     if kind == "cosine":
         s = dtype(0.008)
@@ -247,7 +250,7 @@ def test_irsde_lam_strictly_decreases(tables, kind, offset):
 
 
 def test_irsde_lam0_without_offset_is_finite_near_6_1(tables):
-    """theory.md §4: without −θ₀ (MRS code) λ(0) ≈ 6.11 for the default cosine."""
+    """docs/theory.md#ir-sde-tables: without −θ₀ (MRS code) λ(0) ≈ 6.11 for the default cosine."""
     lam0 = tables["numpy"]("cosine", 100, LAMBDA, EPS, False)["lam"][0]
     assert math.isfinite(lam0)
     assert abs(lam0 - 6.11) < 0.02

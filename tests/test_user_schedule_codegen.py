@@ -68,7 +68,7 @@ def evaluate(module, function: str, values, **params) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------
-# Independent references, from theory.md §4's words
+# Independent references, from the words of docs/theory.md#ir-sde-tables
 # ---------------------------------------------------------------------------------------------
 
 

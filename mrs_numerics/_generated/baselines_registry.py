@@ -30,7 +30,7 @@ BASELINES: dict[str, BaselineInfo] = {
         order=1,
         strong_order=1,
         weak_order=1,
-        order_basis='inherited: proved equal to sde_data_multistep_1 (check_posterior_is_sde_data_step), whose orders are those of theory sec. 7',
+        order_basis='inherited: proved equal to sde_data_multistep_1 (check_posterior_is_sde_data_step), whose orders are those of docs/theory.md#strong-and-weak-order',
         model_calls=1,
         stages=(BaselineStage('posterior', ('m0',), ('alpha_s', 'sigma_s', 'alpha_t', 'sigma_t')),),
         equivalent_update='sde_data_multistep_1',
@@ -63,3 +63,4 @@ BASELINES: dict[str, BaselineInfo] = {
         defined_at_sigma_zero=False,
     ),
 }
+"""Every baseline sampler by id, with its declared orders and their basis."""

@@ -179,3 +179,7 @@ UPDATES: dict[str, UpdateInfo] = {
         local_error_power=4,
     ),
 }
+"""Every generated MR Sampler update by name, with the local-error power its proof gave.
+
+The solver ids of [`SOLVERS`][mrs_numerics.solvers.registry.SOLVERS] are read from here.
+"""

@@ -1,6 +1,13 @@
 """Images for restoration: bundled photos, image files, padding, metrics and degradations.
 
 An image is a float tensor in [0, 1], RGB, shape ``[3, H, W]``; a batch is ``[B, 3, H, W]``.
+
+- [`photos`][mrs_numerics.imaging.photos]: the photos that ship with scikit-image and
+  matplotlib, split into training and held-out ones, and crops of them;
+- [`files`][mrs_numerics.imaging.files]: reading and writing image files;
+- [`padding`][mrs_numerics.imaging.padding]: reflect-padding to a network's multiple and back;
+- [`metrics`][mrs_numerics.imaging.metrics]: PSNR and SSIM;
+- [`degradations`][mrs_numerics.imaging.degradations]: the restoration tasks.
 """
 
 from __future__ import annotations

@@ -41,7 +41,16 @@ BLUR_NOISE_SIGMA = 2 / 255
 
 @dataclass(frozen=True)
 class Degradation:
-    """One task's degradation: ``apply(batch, generator)`` on ``[B, 3, H, W]``."""
+    """One task's degradation: ``apply(batch, generator)`` on ``[B, 3, H, W]``.
+
+    Attributes:
+        name: The task's name (its key in
+            [`TASKS`][mrs_numerics.imaging.degradations.TASKS]).
+        description: One line for listings.
+        apply: ``apply(batch, generator)``: the degraded batch, a function of the batch and the
+            generator state (``None``: torch's global RNG).
+        clipped: Whether the result is clipped to [0, 1].
+    """
 
     name: str
     description: str

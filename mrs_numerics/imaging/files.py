@@ -62,8 +62,11 @@ def write_image(path: str | Path, image: torch.Tensor) -> None:
         )
     if image.ndim != 3 or image.shape[0] != 3:
         raise ValueError(f"write_image needs a [3, H, W] image, got {tuple(image.shape)}")
-    options = {"quality": JPEG_WRITE_QUALITY} if suffix != ".png" else {}
-    Image.fromarray(to_uint8(image)).save(path, **options)
+    picture = Image.fromarray(to_uint8(image))
+    if suffix == ".png":
+        picture.save(path)
+    else:
+        picture.save(path, quality=JPEG_WRITE_QUALITY)
 
 
 def image_files(folder: str | Path) -> list[Path]:

@@ -34,8 +34,7 @@ def _stereo_view(index: int) -> Callable[[], np.ndarray]:
 
 
 def _grace_hopper() -> np.ndarray:
-    with cbook.get_sample_data("grace_hopper.jpg") as file:
-        return _pil_rgb_array(file)
+    return _pil_rgb_array(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
 
 
 _SOURCES: dict[str, Callable[[], np.ndarray]] = {

@@ -109,7 +109,8 @@ def shipped_network(task: str | None = None, name: str | None = None):
         raise ValueError("name a task (to use its best shipped network) or a model")
     if task is not None:
         known_task(task)
-    name = name if name is not None else model_for_task(task)
+    if name is None:
+        name = model_for_task(task)  # type: ignore[arg-type]  # task is set: checked above
     net, info = load_model(name)
     if task is not None and info.task != task:
         raise ValueError(f"network {name!r} restores {info.task!r}, not {task!r}")

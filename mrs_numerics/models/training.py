@@ -45,7 +45,26 @@ TRAINED_PREDICTIONS = ("data", "noise")
 
 @dataclass
 class TrainConfig:
-    """Everything that determines a training run (recorded with the shipped weights)."""
+    """Everything that determines a training run (recorded with the shipped weights).
+
+    Attributes:
+        task: The restoration task (a key of
+            [`TASKS`][mrs_numerics.imaging.degradations.TASKS]).
+        prediction: What the network learns to predict: ``"data"`` (x̂₀) or ``"noise"`` (ε̂).
+        iterations: Optimiser steps.
+        batch: Random crops per step.
+        crop: Side of the square training crops (a multiple of 4).
+        lr: Adam's initial learning rate (decayed on a cosine to 0).
+        ema: The largest decay of the weights' moving average (what is shipped).
+        seed: Seeds the weights, the crops, the degradations and the noise.
+        schedule: The continuous schedule by name (for
+            [`schedules.get`][mrs_numerics.schedules.get]).
+        max_sigma: Λ of the schedule.
+        t_low: Training times are drawn from U(t_low, 1).
+        base_channels: Width of the UNet's first level
+            ([`ConditionalUNet`][mrs_numerics.models.unet.ConditionalUNet]).
+        time_scale: The UNet embeds time over [0, time_scale].
+    """
 
     task: str = "denoise"
     prediction: str = "data"

@@ -28,6 +28,7 @@ The default configuration (``base_channels=32``, ``channel_mults=(1, 2, 2)``,
 """
 
 import math
+from typing import cast
 
 import torch
 from torch import nn
@@ -215,7 +216,7 @@ class ConditionalUNet(nn.Module):
         self.output_conv = nn.Conv2d(width, channels, 3, padding=1)
         if zero_init_output:
             nn.init.zeros_(self.output_conv.weight)
-            nn.init.zeros_(self.output_conv.bias)
+            nn.init.zeros_(self.output_conv.bias)  # type: ignore[arg-type]  # Conv2d has a bias
 
     @classmethod
     def random_init_for_benchmarks(cls, seed: int, **config) -> "ConditionalUNet":
@@ -244,7 +245,7 @@ class ConditionalUNet(nn.Module):
         h = self.input_conv(torch.cat([x - mu, mu], dim=1))
         skips = [h]
         for level, blocks in enumerate(self.down_blocks):
-            for block in blocks:
+            for block in cast(nn.ModuleList, blocks):
                 h = block(h, temb)
                 skips.append(h)
             if level < len(self.downsamplers):
@@ -254,7 +255,7 @@ class ConditionalUNet(nn.Module):
         h = self.middle_out(self.middle_attention(self.middle_in(h, temb)), temb)
 
         for level, blocks in enumerate(self.up_blocks):
-            for block in blocks:
+            for block in cast(nn.ModuleList, blocks):
                 h = block(torch.cat([h, skips.pop()], dim=1), temb)
             if level < len(self.upsamplers):
                 h = self.upsamplers[level](h)

@@ -2,8 +2,9 @@
 
 - [`restore`][mrs_numerics.restoration.restore.restore] and
   [`restore_shipped`][mrs_numerics.restoration.restore.restore_shipped]: restore under an NFE
-  budget; `paths`: input/output pairing of the commands;
-- `quality`: the ``benchmark quality`` study (quality and solver fidelity against NFE).
+  budget; [`paths`][mrs_numerics.restoration.paths]: input/output pairing of the commands;
+- [`quality`][mrs_numerics.restoration.quality]: the ``benchmark quality`` study (quality and
+  solver fidelity against NFE).
 """
 
 from __future__ import annotations

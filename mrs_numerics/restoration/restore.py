@@ -80,11 +80,29 @@ def restore(
 ) -> torch.Tensor:
     """Restored images, shaped like ``images`` (``[3, H, W]`` or ``[B, 3, H, W]``, any H, W).
 
-    ``model(x, t, mu)`` returns ``model_prediction`` for the MR process on ``task_schedule``;
-    ``images`` are the degraded images μ. The images are reflect-padded to the model's
-    ``required_multiple`` (1 if it has none). The prior noise and any SDE noise come from a
-    generator seeded with ``seed`` on ``device``; an ``nn.Module`` is moved to ``device`` in
-    place. The result is clamped to [0, 1] and returned on the device of ``images``.
+    The images are reflect-padded to the model's ``required_multiple`` (1 if it has none),
+    sampled from the prior μ + σ_T ξ to the clean end, clamped to [0, 1], cropped back and
+    returned on the device of ``images``.
+
+    Args:
+        images: The degraded images μ, in [0, 1].
+        model: ``model(x, t, mu)``, the network; an ``nn.Module`` is moved to ``device`` in
+            place.
+        model_prediction: What ``model`` returns: ``"noise"``, ``"data"``, ``"velocity"`` or
+            ``"score"``.
+        task_schedule: The schedule the network was trained on.
+        sampler: A solver id of [`SOLVERS`][mrs_numerics.solvers.registry.SOLVERS].
+        nfe: The budget of network calls, converted to steps with
+            [`steps_for_nfe`][mrs_numerics.restoration.restore.steps_for_nfe].
+        seed: Seeds the generator of the prior noise and any SDE noise.
+        device: Where the sampling runs (and the generator lives).
+
+    Returns:
+        The restored images.
+
+    Raises:
+        ValueError: If the budget is too small for ``sampler`` (or above ``MAX_NFE``), the
+            images are not ``[3, H, W]`` or ``[B, 3, H, W]``, or ``device`` is unavailable.
     """
     steps = steps_for_nfe(sampler, nfe)
     solver = make_sampler(sampler, task_schedule, model_prediction)
@@ -113,10 +131,27 @@ def restore_shipped(
     seed: int = 0,
     device: str | torch.device = "cpu",
 ) -> torch.Tensor:
-    """`restore` with a shipped network: ``model`` by name, else the best for ``task``.
+    """[`restore`][mrs_numerics.restoration.restore.restore] with a shipped network.
 
-    The network's own prediction type and schedule are used; ``images`` are degraded images in
-    [0, 1], ``[3, H, W]`` or ``[B, 3, H, W]``.
+    The network's own prediction type and schedule are used (see ``mrs-numerics models``).
+
+    Args:
+        images: Degraded images in [0, 1], ``[3, H, W]`` or ``[B, 3, H, W]``.
+        task: ``"denoise"``, ``"lowlight"`` or ``"blur"``: use the task's best shipped network
+            (data-prediction networks first).
+        model: A shipped network by name (e.g. ``"denoise-data"``); with ``task`` too, it must
+            restore that task. Give ``task``, ``model`` or both.
+        sampler: A solver id of [`SOLVERS`][mrs_numerics.solvers.registry.SOLVERS].
+        nfe: The budget of network calls.
+        seed: Seeds the prior noise and any SDE noise.
+        device: Where the sampling runs.
+
+    Returns:
+        The restored images, shaped like ``images``.
+
+    Raises:
+        ValueError: If neither ``task`` nor ``model`` is given, they disagree, or an argument
+            of [`restore`][mrs_numerics.restoration.restore.restore] is refused.
     """
     _, net, info = shipped_network(task, model)
     schedule = schedules.get(info.schedule, max_sigma=info.max_sigma)

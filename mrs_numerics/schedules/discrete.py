@@ -3,8 +3,8 @@
 Time is the index t ∈ [0, T], also the network's time input in IR-SDE and DA-CLIP. Between
 grid points ONE quantity is interpolated — Θ(t) = S(t)·dt, linearly — and α, σ, λ are derived
 from it, so λ = log(α/σ) holds everywhere (interpolating α, σ and λ separately breaks it). The
-tables are generated from `derivations.irsde`
-(see [IR-SDE tables](../theory.md#ir-sde-tables)).
+tables are generated from [`derivations.irsde`][derivations.irsde] (see
+[IR-SDE tables](../theory.md#ir-sde-tables)).
 """
 
 from __future__ import annotations
@@ -22,7 +22,22 @@ def _tensor(value) -> torch.Tensor:
 
 
 class DiscreteSchedule:
-    """IR-SDE's tables with time = index; Θ interpolated linearly, α, σ, λ derived from Θ."""
+    """IR-SDE's tables with time = index; Θ interpolated linearly, α, σ, λ derived from Θ.
+
+    Made by [`irsde`][mrs_numerics.schedules.discrete.irsde], which has the defaults.
+
+    Args:
+        kind: The θ table: ``"cosine"``, ``"linear"`` or ``"constant"``.
+        T: The last index (the time range is [0, T]).
+        max_sigma: Λ, the stationary standard deviation.
+        eps: α(T) = eps (the "dt trick").
+        theta0_offset: ``True``: S_i = Σ_{j≤i} θ_j − θ₀, the IR-SDE/DA-CLIP training convention
+            (α₀ = 1, σ₀ = 0); ``False``: S_i = Σ_{j≤i} θ_j, the official MRS code (finite λ₀).
+
+    Raises:
+        ValueError: If ``kind`` is unknown, ``T`` is not a positive integer, or
+            ``max_sigma``, ``eps`` are out of range.
+    """
 
     def __init__(self, kind: str, T: int, max_sigma: float, eps: float, theta0_offset: bool):
         if kind not in irsde_torch.THETA_TABLES:
@@ -101,6 +116,17 @@ def irsde(
     eps: float = 0.005,
     theta0_offset: bool = True,
 ) -> DiscreteSchedule:
-    """IR-SDE's discrete schedule (time = index). ``theta0_offset=True``: IR-SDE/DA-CLIP
-    training convention (α₀ = 1, σ₀ = 0); ``False``: the official MRS code (finite λ₀)."""
+    """IR-SDE's discrete schedule (time = index).
+
+    Args:
+        kind: The θ table: ``"cosine"``, ``"linear"`` or ``"constant"``.
+        T: The last index (IR-SDE's configs use 100).
+        max_sigma: Λ, the stationary standard deviation.
+        eps: α(T) = eps.
+        theta0_offset: ``True``: the IR-SDE/DA-CLIP training convention (α₀ = 1, σ₀ = 0);
+            ``False``: the official MRS code (finite λ₀).
+
+    Returns:
+        The [`DiscreteSchedule`][mrs_numerics.schedules.discrete.DiscreteSchedule].
+    """
     return DiscreteSchedule(kind, T, max_sigma, eps, theta0_offset)

@@ -38,7 +38,7 @@ def available_user_schedules(backend: str | None = None) -> list[str]:
     """Sorted names of the user schedules generated for ``backend`` (any backend if ``None``)."""
     backends = BACKENDS if backend is None else (_checked_backend(backend),)
     root = user_schedule_dir()
-    names = set()
+    names: set[str] = set()
     for name in backends:
         folder = root / name
         if folder.is_dir():

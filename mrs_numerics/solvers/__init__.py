@@ -7,10 +7,13 @@
   [`BaselineSampler`][mrs_numerics.solvers.baselines.BaselineSampler], on the shared
   [`SamplerBase`][mrs_numerics.solvers.base.SamplerBase] with one validated
   [`SamplerOptions`][mrs_numerics.solvers.options.SamplerOptions];
-- `engine` (the one sampling loop) and `kernels` (stateless steps for your own loops);
-- `parameterization` (noise / data / velocity / score), `randomness` and `brownian` (noise,
-  and the Brownian path coupled across step sizes), `adapters` (IR-SDE/DA-CLIP networks),
-  `presets` (the official MRS settings);
+- [`engine`][mrs_numerics.solvers.engine] (the one sampling loop) and
+  [`kernels`][mrs_numerics.solvers.kernels] (stateless steps for your own loops);
+- [`parameterization`][mrs_numerics.solvers.parameterization] (noise / data / velocity /
+  score), [`randomness`][mrs_numerics.solvers.randomness] and
+  [`brownian`][mrs_numerics.solvers.brownian] (noise, and the Brownian path coupled across
+  step sizes), [`adapters`][mrs_numerics.solvers.adapters] (IR-SDE/DA-CLIP networks),
+  [`presets`][mrs_numerics.solvers.presets] (the official MRS settings);
 - the interfaces a sampler calls: [`Model`][mrs_numerics.solvers.protocols.Model],
   [`NoiseSource`][mrs_numerics.solvers.protocols.NoiseSource].
 """

@@ -17,11 +17,18 @@ import torch
 class IRSDEAdapter:
     """Wrap an IR-SDE/DA-CLIP-style ``net(x, mu, t, **context)`` as ``model(x, t, mu)``.
 
-    ``round_time=True`` passes the nearest integer index (as IR-SDE's training did) and warns once
-    if the grid asks for fractional times; with ``False`` the fractional index is passed as a
-    float (sinusoidal time embeddings accept it). ``context`` (e.g. DA-CLIP's ``text_context``,
-    ``image_context``) is forwarded on every call. Use ``prediction`` as the sampler's
-    ``model_prediction`` (IR-SDE networks predict noise).
+    Use it with IR-SDE's tables ([`irsde`][mrs_numerics.schedules.discrete.irsde]), whose time
+    is the table index, and pass ``prediction`` as the sampler's ``model_prediction``.
+
+    Args:
+        net: The network, called as ``net(x, mu, t, **context)``.
+        prediction: What ``net`` returns (IR-SDE networks predict ``"noise"``); stored for the
+            sampler's ``model_prediction``, not used by the adapter.
+        round_time: Pass the nearest integer index, as IR-SDE's training did, and warn once if
+            the grid asks for fractional times; with ``False`` the fractional index is passed as
+            a float (sinusoidal time embeddings accept it).
+        **context (Any): Forwarded on every call (e.g. DA-CLIP's ``text_context``,
+            ``image_context``).
     """
 
     def __init__(self, net, prediction: str = "noise", round_time: bool = True, **context):
@@ -38,7 +45,7 @@ class IRSDEAdapter:
             if not self._warned and not torch.equal(time, t):
                 warnings.warn(
                     "IRSDEAdapter rounds fractional times to the nearest training index; use a "
-                    "grid on integer indices (spacing='time' with integer-aligned steps) or "
+                    "grid on integer indices (grid='time' with integer-aligned steps) or "
                     "round_time=False",
                     stacklevel=2,
                 )

@@ -66,6 +66,7 @@ class SamplerBase:
             )
         if timesteps is not None:
             return grids.explicit(self.schedule, timesteps)
+        assert steps is not None
         return self.timesteps(steps)
 
     def prepare(
@@ -106,7 +107,8 @@ class SamplerBase:
                 tensor ``[batch]`` in the schedule's time unit.
             mu: The condition μ (the degraded images), ``[batch, ...]``, floating point.
             steps: The number of steps on the sampler's grid (give this or ``timesteps``).
-            timesteps: Explicit decreasing times t_0 > … > t_N (give this or ``steps``).
+            timesteps (Sequence[float] | torch.Tensor | None): Explicit decreasing times
+                t_0 > … > t_N (give this or ``steps``).
             x_T: The start state; default the prior μ + σ(t_0)·ξ (≈ μ + Λξ at t_max).
             generator: A ``torch.Generator``, or a list with one per sample (per-sample
                 seeds), for the prior and the SDE noise.

@@ -15,9 +15,9 @@ variance ∫_t^s f² dt for a deterministic f (Itô isometry), and such integral
 intervals are independent.
 
 **The three stochastic terms.** Over a step s → t, h = λ_t − λ_s > 0. In λ the SDEs carry
-√2 σ dB_λ (`derivations.solutions`); since g² |dt| = 2σ² dλ, the term √2 σ dB_λ is g dw̄
-(same quadratic variation, same path). Variation of constants with the integrating factor F gives
-the Gaussian term F_t ∫ (g/F) dw̄:
+√2 σ dB_λ ([`derivations.solutions`][derivations.solutions]); since g² |dt| = 2σ² dλ, the term
+√2 σ dB_λ is g dw̄ (same quadratic variation, same path). Variation of constants with the
+integrating factor F gives the Gaussian term F_t ∫ (g/F) dw̄:
 
 - data form (``mrs-sde-*-data``; ``posterior``, proved to be the same step), F = σ e^{−λ}:
   σ_t e^{−λ_t} ∫ (g/σ) e^{λ} dw̄, with variance σ_t² e^{−2λ_t} ∫ 2 e^{2λ} dλ = σ_t² (1 − e^{−2h});
@@ -146,10 +146,19 @@ def nested_grid(schedule, coarse_times, refinement: int, spacing: str = "lambda"
 class CoupledBrownian:
     """One reverse-time Wiener path per sample on a fine grid, for every SDE noise family.
 
-    ``schedule``: the sampler's schedule; ``fine_times``: the finest grid (strictly decreasing);
-    ``shape``: the state shape (batch, ...); ``seed``: one int (sample i then gets a seed hashed
-    from (seed, i), see `seeds`) or one int per sample; ``device``: where the normals are
-    drawn (the path depends on it). See the module docstring for the mathematics.
+    See the module description for the mathematics; coarse grids must be subsets of
+    ``fine_times`` ([`nested_grid`][mrs_numerics.solvers.brownian.nested_grid]).
+
+    Args:
+        schedule: The sampler's schedule.
+        fine_times: The finest grid, strictly decreasing, inside the schedule's time range.
+        shape: The state shape ``(batch, ...)``.
+        seed: One int (sample i then gets a seed hashed from (seed, i); the per-sample seeds
+            are kept as ``seeds``) or one int per sample.
+        device: Where the normals are drawn; the path depends on it (CPU and CUDA generators
+            differ).
+        max_cache_bytes: Memoise the draws while they fit in this many bytes (this never
+            changes the numbers).
     """
 
     def __init__(

@@ -19,8 +19,16 @@ def make_sampler(
             e.g. ``"mrs-ode-2-data"`` or ``"posterior"``.
         schedule: The MR schedule.
         model_prediction: What the model returns (noise, data, velocity or score).
-        **options: Keyword options of [`MRSampler`][mrs_numerics.solvers.mr_sampler.MRSampler] or
+        **options (Any): Keyword options of
+            [`MRSampler`][mrs_numerics.solvers.mr_sampler.MRSampler] or
             [`BaselineSampler`][mrs_numerics.solvers.baselines.BaselineSampler].
+
+    Returns:
+        An [`MRSampler`][mrs_numerics.solvers.mr_sampler.MRSampler] for ``mrs-*`` ids, else a
+        [`BaselineSampler`][mrs_numerics.solvers.baselines.BaselineSampler].
+
+    Raises:
+        ValueError: If ``solver_id`` is unknown or an option is refused.
     """
     info = solver_info(solver_id)
     if info.family == "mrs":

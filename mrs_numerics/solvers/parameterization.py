@@ -2,7 +2,8 @@
 
 See [Parameterisations](../theory.md#parameterisations).
 
-The formulas are generated from `derivations.parameterization`; this module only picks one.
+The formulas are generated from [`derivations.parameterization`][derivations.parameterization];
+this module only picks one.
 With x = μ + α(x₀ − μ) + σε on the MR marginal:
 
 - noise ε̂,  data x̂₀,  score ŝ = −ε̂/σ,
@@ -37,8 +38,8 @@ def convert(
     target: str,
     x: torch.Tensor,
     mu: torch.Tensor,
-    alpha: torch.Tensor,
-    sigma: torch.Tensor,
+    alpha: torch.Tensor | float,
+    sigma: torch.Tensor | float,
     max_sigma: float,
 ) -> torch.Tensor:
     """Convert a ``source`` prediction ``out`` at state x into a ``target`` prediction.

@@ -30,7 +30,24 @@ def official_mrs(
     model_prediction: str = "noise",
     **options,
 ) -> MRSampler:
-    """An `MRSampler` on the official settings (see the module docstring)."""
+    """An [`MRSampler`][mrs_numerics.solvers.mr_sampler.MRSampler] on the official settings.
+
+    The schedule is [`official_schedule`][mrs_numerics.solvers.presets.official_schedule]; the
+    grid is uniform in λ from t = T to t = 0 unless ``options`` say otherwise (see the module
+    description for the known differences from the official code).
+
+    Args:
+        method: ``"sde"`` (the official default) or ``"ode"``.
+        order: The multistep order (1, 2 for the SDE; 1, 2, 3 for the ODE).
+        solver_prediction: The form integrated: ``"data"`` (official) or ``"noise"``.
+        model_prediction: What the network returns (IR-SDE networks: ``"noise"``).
+        **options (Any): Further keyword options of
+            [`MRSampler`][mrs_numerics.solvers.mr_sampler.MRSampler]; they override the preset's
+            ``grid``, ``t_start`` and ``t_end``.
+
+    Returns:
+        The sampler.
+    """
     schedule = official_schedule()
     defaults = {"grid": "lambda", "t_start": float(schedule.t_max), "t_end": 0.0}
     return MRSampler(

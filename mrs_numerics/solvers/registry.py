@@ -11,13 +11,14 @@ Everything here is read from the generated registries
 orders an MR Sampler offers are the orders of its generated multistep updates, and the cost of
 its order-preserving start is the extra calls of the generated singlestep update it starts with.
 
-Declared orders state only what is proved (`derivations.order_proofs` for the local order of
-every update; the classical results for the baselines) or measured by the verification study:
-``order`` is the global order of an ODE solver in the largest λ-step; ``strong_order`` and
-``weak_order`` describe SDE solvers. The MR Sampler's second-order SDE declares strong order 1
-(its gain is in the weak error, see [Strong and weak order](../theory.md#strong-and-weak-order))
-and weak order 2: measured by the exact-moment weak study on Gaussian data (affine model), not
-proved for general nonlinear networks.
+Declared orders state only what is proved
+([`derivations.order_proofs`][derivations.order_proofs] for the local order of every update; the
+classical results for the baselines) or measured by the verification study: ``order`` is the
+global order of an ODE solver in the largest λ-step; ``strong_order`` and ``weak_order``
+describe SDE solvers. The MR Sampler's second-order SDE declares strong order 1 (its gain is in
+the weak error, see [Strong and weak order](../theory.md#strong-and-weak-order)) and weak order
+2: measured by the exact-moment weak study on Gaussian data (affine model), not proved for
+general nonlinear networks.
 """
 
 from __future__ import annotations

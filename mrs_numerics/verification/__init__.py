@@ -1,13 +1,19 @@
 """How we know: exact oracles, high-precision references, order studies and the verify driver.
 
-- `oracles`: exact MR models of Gaussian and Gaussian-mixture data
+- [`oracles`][mrs_numerics.verification.oracles]: exact MR models of Gaussian and
+  Gaussian-mixture data
   ([`GaussianData`][mrs_numerics.verification.oracles.GaussianData],
   [`GaussianMixtureOracle`][mrs_numerics.verification.oracles.GaussianMixtureOracle]);
-- `references`: scipy DOP853 references of the PF-ODE, integrated in λ;
-- `studies`: step ladders, slope fits and verdicts (ODE global, SDE strong and weak);
-- `real_network`: the ODE order study on a shipped network's PF-ODE;
-- `driver`: [`run_verification`][mrs_numerics.verification.driver.run_verification], what
-  ``mrs-numerics verify`` runs; `report`: its JSON, Markdown and plots.
+- [`references`][mrs_numerics.verification.references]: scipy DOP853 references of the
+  PF-ODE, integrated in λ;
+- [`studies`][mrs_numerics.verification.studies]: step ladders, slope fits and verdicts (ODE
+  global, SDE strong and weak);
+- [`real_network`][mrs_numerics.verification.real_network]: the ODE order study on a shipped
+  network's PF-ODE;
+- [`driver`][mrs_numerics.verification.driver]:
+  [`run_verification`][mrs_numerics.verification.driver.run_verification], what
+  ``mrs-numerics verify`` runs; [`report`][mrs_numerics.verification.report]: its JSON,
+  Markdown and plots.
 """
 
 from __future__ import annotations

@@ -2,13 +2,14 @@
 
 [`run_verification`][mrs_numerics.verification.driver.run_verification] is the Python API (it
 returns the same results the command prints). Per problem (an exact MR Gaussian-mixture oracle,
-`mrs_numerics.verification.oracles`):
+[`oracles`][mrs_numerics.verification.oracles]):
 
 - ODE solvers (``mrs-ode-*``, ``euler-ode``, ``heun-ode``): global order against one scipy
   PF-ODE reference per problem (rtol = atol = 1e-12), full sampler and (MR Sampler) kernels
   from an exact warm start;
 - SDE solvers (``mrs-sde-*``, ``posterior``, ``euler-maruyama``): strong order on coupled
-  Brownian paths (`mrs_numerics.solvers.brownian`), weak order from exact moments on Gaussian data;
+  Brownian paths ([`brownian`][mrs_numerics.solvers.brownian]), weak order from exact moments
+  on Gaussian data;
 - model predictions: each solver run with a noise / data / velocity / score oracle gives the
   same result to round-off (conversion equivalence), instead of repeating every ladder.
 
@@ -26,7 +27,9 @@ import torch
 from tqdm.auto import tqdm
 
 from mrs_numerics import schedules
+from mrs_numerics.schedules.protocol import Schedule
 from mrs_numerics.solvers.factory import make_sampler
+from mrs_numerics.solvers.protocols import Model
 from mrs_numerics.solvers.registry import SOLVERS
 from mrs_numerics.verification import studies as conv
 from mrs_numerics.verification.oracles import GaussianData, builtin_problem
@@ -37,7 +40,23 @@ from mrs_numerics.verification.studies import OrderResult, lam_range
 
 @dataclass(frozen=True)
 class Level:
-    """Ladder lengths of a verification level."""
+    """Ladder lengths of a verification level.
+
+    Each ladder is ``(coarsest steps, rungs)``: a geometric ladder of step counts doubling from
+    the coarsest.
+
+    Attributes:
+        name: The level's name.
+        problems: The oracle problems it runs by default.
+        mrs_ode: The ladder of the MR Sampler's ODE solvers.
+        baseline_ode: The ladder of the explicit ODE baselines (Euler, Heun).
+        sde_strong: The strong-order ladder of the MR Sampler SDEs and posterior sampling.
+        em_strong: The strong-order ladder of Euler–Maruyama.
+        weak: The weak-order ladder of the MR Sampler SDEs and posterior sampling.
+        em_weak: The weak-order ladder of Euler–Maruyama.
+        batch: Samples per ODE study.
+        strong_batch: Brownian paths per strong study.
+    """
 
     name: str
     problems: tuple[str, ...]
@@ -72,6 +91,7 @@ LEVELS = {
     "default": _level("default", ("gmm-2d-diag",), 5, 8, 128),
     "full": _level("full", ("gauss-1d", "gmm-2d-diag", "gmm-3d-full"), 6, 16, 256),
 }
+"""The verification levels by name: ``quick``, ``default`` and ``full``."""
 
 
 def _solvers(kind: str, solvers=None):
@@ -138,8 +158,9 @@ def ode_results(problem: str, schedule, level: Level, solvers=None, tick=None) -
 def real_results(level: Level, model_name: str, solvers=None, tick=None) -> list[OrderResult]:
     """Global orders of every ODE solver on the PF-ODE of a shipped network (float64 crop).
 
-    See `mrs_numerics.verification.real_network`; one DOP853 reference serves every solver. Only
-    full runs: the kernel study's exact warm start would need reference states at every grid.
+    See [`real_network`][mrs_numerics.verification.real_network]; one DOP853 reference serves
+    every solver. Only full runs: the kernel study's exact warm start would need reference states
+    at every grid.
     """
     start = real_start(model_name)
     exact_end = pf_ode_reference(
@@ -168,8 +189,8 @@ class _OdeProblem:
     """What an ODE order study needs: the model, its start and the reference end state."""
 
     name: str
-    schedule: object
-    model: Callable
+    schedule: Schedule
+    model: Model
     prediction: str
     mu: torch.Tensor
     x_start: torch.Tensor
@@ -302,13 +323,34 @@ def run_verification(
     progress: bool = False,
     model: str | None = None,
 ) -> tuple[list[OrderResult], list[dict]]:
-    """Measure every solver's declared orders; returns (order results, conversion checks).
+    """Measure every solver's declared orders; what ``mrs-numerics verify`` runs.
 
-    ``problems`` are built-in oracle problems, or ``"real"``: the ODE orders on the PF-ODE of the
-    shipped network ``model`` (default
-    [`DEFAULT_MODEL`][mrs_numerics.verification.real_network.DEFAULT_MODEL]), on that network's own
-    schedule (``schedule`` applies to the oracle problems). The weak study (Gaussian data) runs when
-    at least one oracle problem does.
+    The weak study (Gaussian data) runs when at least one oracle problem does. Torch runs on one
+    thread meanwhile (the previous thread count is restored).
+
+    Args:
+        level: ``"quick"``, ``"default"`` or ``"full"`` (the ladder lengths and problems of
+            [`LEVELS`][mrs_numerics.verification.driver.LEVELS]).
+        problems: Built-in oracle problems
+            ([`builtin_problems`][mrs_numerics.verification.oracles.builtin_problems]), and/or
+            ``"real"``: the ODE orders on the PF-ODE of the shipped network ``model``, on that
+            network's own schedule. Default: the level's problems.
+        schedule: The schedule of the oracle problems; default
+            [`cosine()`][mrs_numerics.schedules.continuous.cosine].
+        solvers: Solver ids to measure; default every id of
+            [`SOLVERS`][mrs_numerics.solvers.registry.SOLVERS].
+        progress: Show a tqdm progress bar.
+        model: The shipped network of the ``"real"`` problem; default
+            [`DEFAULT_MODEL`][mrs_numerics.verification.real_network.DEFAULT_MODEL]. Only with
+            ``"real"``.
+
+    Returns:
+        The order results ([`OrderResult`][mrs_numerics.verification.studies.OrderResult]) and
+        the conversion checks (one dict per solver and converted prediction, see
+        [`conversion_checks`][mrs_numerics.verification.driver.conversion_checks]).
+
+    Raises:
+        ValueError: If ``level`` is unknown, or ``model`` is given without ``"real"``.
     """
     if level not in LEVELS:
         raise ValueError(f"unknown level {level!r}; allowed: {', '.join(LEVELS)}")

@@ -73,10 +73,19 @@ def _check_parameters(weights, offsets, covariances):
 
 
 class GaussianMixtureOracle:
-    """The exact MR model of Gaussian-mixture data (see the module docstring).
+    """The exact MR model of Gaussian-mixture data (see the module description).
 
-    ``weights`` [K] (normalised here), ``offsets`` δ_k [K, d], ``covariances`` S_k [K, d]
-    (diagonal) or [K, d, d] (full, SPD). ``schedule`` supplies α(t), σ(t) and Λ.
+    Data x₀ | μ ~ Σ_k w_k N(μ + δ_k, S_k). The parameters are cast to float64 and checked.
+
+    Args:
+        schedule: Supplies α(t), σ(t) and Λ (``max_sigma``).
+        weights: The mixture weights w_k, ``[K]``, finite and > 0 (normalised here).
+        offsets: The component offsets δ_k from the condition μ, ``[K, d]``.
+        covariances: The component covariances S_k: ``[K, d]`` (diagonal, > 0) or
+            ``[K, d, d]`` (full, symmetric positive definite).
+
+    Raises:
+        ValueError: If a shape does not match or a covariance is not positive (definite).
     """
 
     def __init__(self, schedule, weights, offsets, covariances):
@@ -248,7 +257,7 @@ def gaussian_flow(schedule, x_s, t_s, t_e, mu, offset, covariance) -> torch.Tens
     alpha_e, c_e = at(t_e)
     gain = torch.sqrt(c_e / c_s)
     u = x64 - mu64 - alpha_s * offset
-    if full:
+    if basis is not None:
         u = (basis.mT @ u[..., None])[..., 0]
         u = (basis @ (gain * u)[..., None])[..., 0]
     else:

@@ -8,8 +8,9 @@ This study asks the same question of a trained network: the probability-flow ODE
 with ε̂ converted from the shipped network's own prediction, run in float64 on a small centre crop
 of a held-out photo (never seen in training). The start is the MR marginal at λ = LAM_RANGE[0]: x =
 μ + α(x₀ − μ) + σ ξ with x₀ the clean crop and μ its degradation; the end is λ = LAM_RANGE[1]. One
-scipy DOP853 reference (rtol = atol = 1e-12, `mrs_numerics.verification.references`) serves every
-ODE solver; each solver runs the step ladder of the verification level on wobbly λ grids
+scipy DOP853 reference (rtol = atol = 1e-12,
+[`pf_ode_reference`][mrs_numerics.verification.references.pf_ode_reference]) serves every ODE
+solver; each solver runs the step ladder of the verification level on wobbly λ grids
 ([`ode_full_errors`][mrs_numerics.verification.studies.ode_full_errors]), and the order is the
 fitted log-log slope of the max error against the largest λ-step.
 
@@ -29,6 +30,8 @@ from mrs_numerics import schedules
 from mrs_numerics.imaging.degradations import degrade
 from mrs_numerics.imaging.photos import center_crop, load_photo
 from mrs_numerics.models.registry import load_model
+from mrs_numerics.schedules.protocol import Schedule
+from mrs_numerics.solvers.protocols import Model
 from mrs_numerics.verification.studies import lam_range
 
 PROBLEM = "real"
@@ -46,9 +49,9 @@ class RealStart:
     """A float64 PF-ODE problem on a shipped network: ``model(x, t, mu)`` returns ``prediction``."""
 
     name: str
-    model: object
+    model: Model
     prediction: str
-    schedule: object
+    schedule: Schedule
     mu: torch.Tensor
     x_start: torch.Tensor
     t_start: torch.Tensor

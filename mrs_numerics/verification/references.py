@@ -77,7 +77,7 @@ def _noise_fn(oracle_or_model, schedule, prediction: str | None):
     return noise
 
 
-def _finite_lam(schedule, t: float, which: str) -> float:
+def _finite_lam(schedule, t: float | torch.Tensor, which: str) -> float:
     lam = float(schedule.lam(torch.as_tensor(t, dtype=torch.float64)))
     if not math.isfinite(lam):
         raise ValueError(
@@ -132,20 +132,42 @@ def pf_ode_reference(
     schedule,
     x_start,
     mu,
-    t_start: float,
-    t_end: float,
+    t_start: float | torch.Tensor,
+    t_end: float | torch.Tensor,
     rtol: float = 1e-12,
     atol: float = 1e-12,
     method: str = "DOP853",
     prediction: str | None = None,
 ) -> Reference:
-    """x at ``t_end`` on the PF-ODE through (x_start, t_start), integrated in λ (see module).
+    """x at ``t_end`` on the PF-ODE through (x_start, t_start), integrated in λ.
 
-    ``oracle_or_model``: an object with ``noise(x, t, mu)`` (an oracle), or a callable
-    ``model(x, t, mu)`` returning the ``prediction`` ("noise", "data", "velocity", "score";
-    default: the model's own ``prediction`` attribute, else "noise"). The model is called with
-    float64 CPU tensors; both directions in time are allowed. The returned ``nfev`` counts
-    right-hand-side evaluations, i.e. batched model calls.
+    See the module description for why λ. The model is called with float64 CPU tensors; both
+    directions in time are allowed.
+
+    Args:
+        oracle_or_model: An object with ``noise(x, t, mu)`` (an oracle, e.g.
+            [`GaussianMixtureOracle`][mrs_numerics.verification.oracles.GaussianMixtureOracle]),
+            or a callable ``model(x, t, mu)`` returning the ``prediction``.
+        schedule: The MR schedule.
+        x_start: The state at ``t_start``, ``[batch, ...]`` (cast to float64).
+        mu: The condition μ, broadcastable to ``x_start``.
+        t_start: The start time (σ > 0).
+        t_end: The end time (σ > 0: a reference ends at finite λ).
+        rtol: scipy's relative tolerance (above ``REFERENCE_TOLERANCE`` it warns).
+        atol: scipy's absolute tolerance (likewise).
+        method: The ``scipy.integrate.solve_ivp`` method.
+        prediction: What a model returns: ``"noise"``, ``"data"``, ``"velocity"`` or
+            ``"score"``; default the model's own ``prediction`` attribute, else ``"noise"``.
+            Ignored for an oracle.
+
+    Returns:
+        The [`Reference`][mrs_numerics.verification.references.Reference]: x at ``t_end``
+        (float64, ``x_start``'s shape) and solver statistics; ``nfev`` counts right-hand-side
+        evaluations, i.e. batched model calls.
+
+    Raises:
+        ValueError: If a time has σ = 0, ``x_start`` has no batch dimension, or ``prediction``
+            contradicts the model's own.
     """
     x_start, system = _prepare(oracle_or_model, schedule, x_start, mu, rtol, atol, prediction)
     lam_start = _finite_lam(schedule, t_start, "start")

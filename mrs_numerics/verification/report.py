@@ -51,7 +51,7 @@ def _plot(results: Sequence[OrderResult], kind: str, title: str, path: Path) -> 
         return False
     fig = Figure(figsize=(8, 6))
     ax = fig.subplots()
-    ax.set_prop_cycle(color=colormaps["tab20"].colors)
+    ax.set_prop_cycle(color=colormaps["tab20"].colors)  # type: ignore[attr-defined]
     for r in chosen:
         errors = [abs(e) for e in r.errors]
         style = "-o" if r.run == "full" else "--s"

@@ -6,10 +6,11 @@ Three kinds of order, each measured in float64 on non-uniform λ grids that end 
 0](../theory.md#stiffness-near-t-0)):
 
 - ``global`` (ODE solvers): error of x at the last time against a scipy reference of the PF-ODE
-  (`mrs_numerics.verification.references`) that is many orders more accurate, vs the largest
-  λ-step;
+  ([`references`][mrs_numerics.verification.references]) that is many orders more accurate,
+  vs the largest λ-step;
 - ``strong`` (SDE solvers): root-mean-square pathwise error against the same SDE solved on a
-  much finer nested grid with the SAME Brownian path (`mrs_numerics.solvers.brownian`);
+  much finer nested grid with the SAME Brownian path
+  ([`brownian`][mrs_numerics.solvers.brownian]);
 - ``weak`` (SDE solvers): for Gaussian data every step is affine, so the exact mean and
   covariance of x_N are propagated through the sampler itself (no Monte Carlo); the mean is
   exact by construction and the error is the variance error.
@@ -69,7 +70,30 @@ def lam_range(schedule: Schedule) -> tuple[float, float]:
 
 @dataclass
 class OrderResult:
-    """One measured order, in the JSON layout of ``mrs-numerics verify --json``."""
+    """One measured order, in the JSON layout of ``mrs-numerics verify --json``.
+
+    Attributes:
+        solver: The solver id (a key of [`SOLVERS`][mrs_numerics.solvers.registry.SOLVERS]).
+        problem: The test problem (a built-in oracle problem, ``"gauss-diag"`` for the weak
+            study, or ``"real"``).
+        schedule: The schedule's name.
+        method: ``"ode"`` or ``"sde"``.
+        declared_order: The order the solver declares for ``order_kind``.
+        order_kind: ``"global"`` (ODE), ``"strong"`` or ``"weak"`` (SDE).
+        run: ``"full"`` (through ``sample``, start included) or ``"kernel"`` (the multistep
+            kernels from an exact warm start).
+        solver_prediction: The form the solver integrates (``"data"`` or ``"noise"``).
+        model_prediction: What the oracle returned.
+        observed_order: The fitted slope
+            ([`fit_order`][mrs_numerics.verification.studies.fit_order]; NaN if too few rungs
+            qualify).
+        passed: Whether ``observed_order`` is within ``TOLERANCE`` of ``declared_order``.
+        steps: The step counts of the ladder.
+        nfe: The network calls of each rung.
+        h_max: The largest λ-step of each rung.
+        errors: The error of each rung.
+        window: The indices of the rungs the slope was fitted on.
+    """
 
     solver: str
     problem: str
@@ -219,7 +243,7 @@ def affine_moments(solver_id: str, problem: GaussianData, times) -> tuple:
     return x[0], (x[1:] ** 2).sum(dim=0)
 
 
-def weak_study(solver_id: str, problem: GaussianData, ladder, lam_range):
+def weak_study(solver_id: str, problem: GaussianData, ladder, lam_span: tuple[float, float]):
     """Weak errors max(|mean error|, |variance error|) of an SDE solver on a ladder of non-uniform
     λ grids, from exact moments. The MR Sampler's mean is exact (to round-off) for Gaussian data,
     so its weak error is the variance error; Euler–Maruyama's mean is not."""
@@ -227,7 +251,7 @@ def weak_study(solver_id: str, problem: GaussianData, ladder, lam_range):
     info = solver_info(solver_id)
     errors, mean_errors, h_values, nfes = [], [], [], []
     for steps in ladder:
-        times = wobbly_lambda_times(schedule, *lam_range, steps)
+        times = wobbly_lambda_times(schedule, *lam_span, steps)
         mean, var = affine_moments(solver_id, problem, times)
         exact_mean, exact_var = problem.moments(times[-1])
         var_error = float((var - exact_var).abs().max())
@@ -235,12 +259,12 @@ def weak_study(solver_id: str, problem: GaussianData, ladder, lam_range):
         errors.append(max(var_error, mean_error))
         mean_errors.append(mean_error)
         h_values.append(h_max_of(schedule, times))
-        nfes.append(steps * info.nfe_per_step + info.start_extra_nfe)
+        nfes.append(info.nfe(steps))
     return h_values, errors, mean_errors, nfes
 
 
 def ode_full_errors(
-    solver_id, schedule, model, mu, x_T, ladder, lam_range, exact_end, model_prediction="data"
+    solver_id, schedule, model, mu, x_T, ladder, lam_span, exact_end, model_prediction="data"
 ):
     """Global errors of ``sample`` (start included, lower_order_final off) on wobbly λ grids.
 
@@ -250,7 +274,7 @@ def ode_full_errors(
     options = {"lower_order_final": False} if info.family == "mrs" else {}
     errors, h_values, nfes = [], [], []
     for steps in ladder:
-        times = wobbly_lambda_times(schedule, *lam_range, steps)
+        times = wobbly_lambda_times(schedule, *lam_span, steps)
         sampler = make_sampler(solver_id, schedule, model_prediction, **options)
         result = sampler.sample(model, mu, timesteps=times, x_T=x_T)
         errors.append(float((result.x - exact_end).abs().max()))
@@ -259,7 +283,7 @@ def ode_full_errors(
     return h_values, errors, nfes
 
 
-def ode_kernel_errors(solver_id, schedule, model, mu, x_T, ladder, lam_range, exact_at):
+def ode_kernel_errors(solver_id, schedule, model, mu, x_T, ladder, lam_span, exact_at):
     """Global errors of the multistep kernels alone, from an exact warm start.
 
     The first k − 1 states come from the exact path (``exact_at(times)`` gives x at each time);
@@ -270,7 +294,7 @@ def ode_kernel_errors(solver_id, schedule, model, mu, x_T, ladder, lam_range, ex
     ((function, _, _),) = UPDATES[f"{method}_{prediction}_multistep_{order}"].stages
     errors, h_values, nfes = [], [], []
     for steps in ladder:
-        times = wobbly_lambda_times(schedule, *lam_range, steps)
+        times = wobbly_lambda_times(schedule, *lam_span, steps)
         lams, alphas, sigmas = schedule.lam(times), schedule.alpha(times), schedule.sigma(times)
         exact = exact_at(times)
 
@@ -304,7 +328,15 @@ REFERENCE_REFINEMENT = 16
 
 
 def strong_study(
-    solver_ids, schedule, model, mu, x_T, coarsest: int, levels: int, lam_range, seed=0
+    solver_ids,
+    schedule,
+    model,
+    mu,
+    x_T,
+    coarsest: int,
+    levels: int,
+    lam_span: tuple[float, float],
+    seed=0,
 ):
     """Root-mean-square pathwise errors of SDE solvers on nested grids sharing one Brownian path.
 
@@ -314,7 +346,7 @@ def strong_study(
     ([`CoupledBrownian`][mrs_numerics.solvers.brownian.CoupledBrownian]). Returns {solver: (h_max
     list, errors, nfe list, steps list)}.
     """
-    base = wobbly_lambda_times(schedule, *lam_range, coarsest)
+    base = wobbly_lambda_times(schedule, *lam_span, coarsest)
     rungs = [nested_grid(schedule, base, 2**j) for j in range(levels)]
     finest = nested_grid(schedule, base, 2 ** (levels - 1) * REFERENCE_REFINEMENT)
     path = CoupledBrownian(schedule, finest, tuple(x_T.shape), seed=seed)

@@ -1,7 +1,9 @@
 """``benchmark quality``: restoration quality and solver fidelity of every sampler against NFE.
 
-`options` (what is measured), `run`
-([`run_quality`][mrs_numerics.restoration.quality.run.run_quality]), `report` (tables and figures).
+[`options`][mrs_numerics.restoration.quality.options] (what is measured),
+[`run`][mrs_numerics.restoration.quality.run]
+([`run_quality`][mrs_numerics.restoration.quality.run.run_quality]),
+[`report`][mrs_numerics.restoration.quality.report] (tables and figures).
 """
 
 from __future__ import annotations

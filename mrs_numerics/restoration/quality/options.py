@@ -36,13 +36,29 @@ MIN_CROP = 2 * METRIC_BORDER + SSIM_WINDOW
 
 @dataclass(frozen=True)
 class QualityOptions:
-    """What `run_quality` measures (see the module docstring for the method).
+    """What [`run_quality`][mrs_numerics.restoration.quality.run.run_quality] measures.
 
-    ``seeds`` is a count (seeds 0 … seeds − 1); ``sde_refinement`` must be 1 (no accuracy estimate
-    of the SDE reference) or even; ``reference_steps`` None picks
-    max([`MIN_REFERENCE_STEPS`][mrs_numerics.restoration.quality.options.MIN_REFERENCE_STEPS],
-    [`REFERENCE_STEPS_PER_NFE`][mrs_numerics.restoration.quality.options.REFERENCE_STEPS_PER_NFE] ×
-    largest budget).
+    See [`quality.run`][mrs_numerics.restoration.quality.run] for the method;
+    [`validate`][mrs_numerics.restoration.quality.options.QualityOptions.validate] checks the
+    values and [`quick`][mrs_numerics.restoration.quality.options.QualityOptions.quick] gives
+    the ``--quick`` settings.
+
+    Attributes:
+        task: The restoration task (its shipped network is used).
+        samplers: Solver ids to compare (default: every id of
+            [`SOLVERS`][mrs_numerics.solvers.registry.SOLVERS]).
+        nfes: NFE budgets, each in [1, ``MAX_NFE``].
+        seeds: How many seeds (seeds 0 … seeds − 1).
+        crop: Side of the centre crops of the photos.
+        photos: Bundled photos to restore (default: the held-out ones).
+        reference_steps: Steps R of the references; None picks
+            max([`MIN_REFERENCE_STEPS`][mrs_numerics.restoration.quality.options.MIN_REFERENCE_STEPS],
+            [`REFERENCE_STEPS_PER_NFE`][mrs_numerics.restoration.quality.options.REFERENCE_STEPS_PER_NFE]
+            × largest budget). Must be even (its half is the accuracy check).
+        sde_refinement: How many times the SDE reference refines each merged interval: 1 (no
+            accuracy estimate of the SDE reference) or even.
+        device: Where the networks and samplers run.
+        threshold_db: The fidelity (dB) that ``nfe_to_fidelity`` asks for.
     """
 
     task: str = "denoise"
@@ -124,7 +140,15 @@ def _check_unique(name: str, values: Sequence) -> None:
 
 @dataclass(frozen=True)
 class PlannedRun:
-    """One (sampler, budget): its steps and network calls, or why it is skipped."""
+    """One (sampler, budget): its steps and network calls, or why it is skipped.
+
+    Attributes:
+        sampler: The solver id.
+        budget: The NFE budget.
+        steps: The steps that fit in the budget (None if skipped).
+        nfe: The network calls those steps make (None if skipped).
+        reason: Why the run is skipped (empty if it runs).
+    """
 
     sampler: str
     budget: int

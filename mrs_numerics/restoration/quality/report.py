@@ -109,7 +109,7 @@ def plot_quality(result: QualityResult, path) -> None:
     )
     fig = Figure(figsize=(15, 4.8), layout="constrained")
     axes = fig.subplots(1, 3)
-    colors = colormaps["tab20"].colors
+    colors = colormaps["tab20"].colors  # type: ignore[attr-defined]
     meta = result.metadata
     for index, sampler in enumerate(result.nfe_to_fidelity):
         rows = [r for r in result.rows if r.sampler == sampler and r.status == "ok"]

@@ -5,7 +5,8 @@
 sampler at every NFE budget, for several seeds, and measures
 
 - **PSNR and SSIM to the ground truth**
-  ([`mrs_numerics.images.psnr`][mrs_numerics.imaging.metrics.psnr] / ``ssim``: RGB, data range 1,
+  ([`psnr`][mrs_numerics.imaging.metrics.psnr] / [`ssim`][mrs_numerics.imaging.metrics.ssim]: RGB,
+  data range 1,
   4-px border crop);
 - **solver fidelity**: the PSNR between the N-step output and the converged solution of the same
   equation from the same start x_T (and, for SDE samplers, the same Brownian path). PSNR to the
@@ -66,7 +67,7 @@ import math
 import time
 import warnings
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import torch
 from tqdm.auto import tqdm
@@ -97,7 +98,14 @@ _NOISE_SDE_WARNING = "a noise-form SDE"
 
 @dataclass
 class SeedInputs:
-    """One seed's batch: degraded crops (CPU), padded μ and x_T on the device, crop size."""
+    """One seed's batch: degraded crops (CPU), padded μ and x_T on the device, crop size.
+
+    Attributes:
+        degraded: The degraded crops ``[B, 3, H, W]``, on the CPU.
+        mu: The degraded crops reflect-padded to the network's multiple, on the device.
+        x_start: The prior sample x_T = μ + σ(t_max)ξ, on the device.
+        size: The crops' (H, W) before padding.
+    """
 
     degraded: torch.Tensor
     mu: torch.Tensor
@@ -146,6 +154,7 @@ def sde_reference(
     """The reverse-SDE solution from x_T on ``path``: `SDE_REFERENCE_SOLVER` on
     ``fine_times`` (a subset of the path's grid) with the path's exact integrals as noise."""
     family = family_for(SDE_REFERENCE_SOLVER)
+    assert family is not None
     noise_fn = path.noise_fn(family, fine_times)
     sampler = make_sampler(SDE_REFERENCE_SOLVER, schedule, prediction, noise_fn=noise_fn)
     with torch.inference_mode():
@@ -154,7 +163,21 @@ def sde_reference(
 
 @dataclass
 class QualityRow:
-    """Means over images × seeds of one (sampler, budget); None where not measured."""
+    """Means over images × seeds of one (sampler, budget); None where not measured.
+
+    Attributes:
+        sampler: The solver id.
+        nfe: The network calls a run made.
+        psnr: PSNR to the ground truth (dB).
+        ssim: SSIM to the ground truth.
+        fidelity_db: PSNR to the converged solution of the same equation (dB).
+        seconds: Wall seconds per image of the sampling call.
+        nfe_budget: The NFE budget asked for.
+        steps: The steps the budget gives.
+        kind: ``"ode"`` or ``"sde"``.
+        status: ``"ok"``, ``"skipped"`` (see ``reason``), ``"nonfinite"`` or ``"diverged"``.
+        reason: Why a run was skipped or failed (empty when ``"ok"``).
+    """
 
     sampler: str
     nfe: int | None
@@ -173,8 +196,15 @@ class QualityRow:
 class QualityResult:
     """Rows, the NFE to reach the fidelity threshold, metadata, and pictures for the grid.
 
-    ``pictures`` holds image 0 of seed 0: ``"degraded"``, ``"clean"``, ``"reference-ode"``,
-    ``"reference-sde"`` and ``(sampler, budget)`` outputs, each ``[3, H, W]`` in [0, 1].
+    Attributes:
+        rows: One [`QualityRow`][mrs_numerics.restoration.quality.run.QualityRow] per (sampler,
+            budget).
+        nfe_to_fidelity: Per sampler, the smallest NFE whose mean fidelity reaches the
+            threshold (None if none does).
+        metadata: The run's settings, the references' solvers, steps and accuracy, and the wall
+            time.
+        pictures: Image 0 of seed 0: ``"degraded"``, ``"clean"``, ``"reference-ode"``,
+            ``"reference-sde"`` and ``(sampler, budget)`` outputs, each ``[3, H, W]`` in [0, 1].
     """
 
     rows: list[QualityRow]
@@ -265,7 +295,7 @@ class _Benchmark:
         self.clean = torch.stack([center_crop(load_photo(p), options.crop) for p in photos])
         self.tallies = {(run.sampler, run.budget): _Tally() for run in self.active}
         self.references = {"ode": _reference_tally(), "sde": _reference_tally()}
-        self.inputs = {"psnr": [], "ssim": []}
+        self.inputs: dict[str, list[float]] = {"psnr": [], "ssim": []}
         self.pictures: dict = {}
 
     def _sde_grids(self):
@@ -288,8 +318,8 @@ class _Benchmark:
             self.clean, self.options.task, self.schedule, seed, multiple, self.device
         )
         degraded = batch.degraded.clamp(0.0, 1.0)
-        self.inputs["psnr"] += psnr(degraded, self.clean).tolist()
-        self.inputs["ssim"] += ssim(degraded, self.clean).tolist()
+        self.inputs["psnr"] += _listed(psnr(degraded, self.clean))
+        self.inputs["ssim"] += _listed(ssim(degraded, self.clean))
         path = None
         if "sde" in self.kinds:
             shape = tuple(batch.mu.shape)
@@ -313,13 +343,13 @@ class _Benchmark:
         if "ode" in self.kinds:
             ode = functools.partial(ode_reference, *inputs)
             steps = self.options.reference_step_count()
-            checked = functools.partial(ode, steps // 2)
-            targets["ode"] = self._reference(functools.partial(ode, steps), checked, batch, "ode")
+            half = functools.partial(ode, steps // 2)
+            targets["ode"] = self._reference(functools.partial(ode, steps), half, batch, "ode")
         if "sde" in self.kinds:
             sde = functools.partial(sde_reference, *inputs, path)
-            checked = None if self.check is None else functools.partial(sde, self.check)
+            coarser = None if self.check is None else functools.partial(sde, self.check)
             targets["sde"] = self._reference(
-                functools.partial(sde, self.fine), checked, batch, "sde"
+                functools.partial(sde, self.fine), coarser, batch, "sde"
             )
         return targets
 
@@ -332,10 +362,10 @@ class _Benchmark:
         except NonFiniteError:
             tally["nonfinite"] += 1
             return None
-        tally["psnr"] += psnr(x, self.clean).tolist()
-        tally["ssim"] += ssim(x, self.clean).tolist()
+        tally["psnr"] += _listed(psnr(x, self.clean))
+        tally["ssim"] += _listed(ssim(x, self.clean))
         if checked is not None:
-            tally["accuracy"] += psnr(x, checked).tolist()
+            tally["accuracy"] += _listed(psnr(x, checked))
         return x
 
     def _measure_run(self, run: PlannedRun, batch: SeedInputs, path, reference, seed: int):
@@ -343,12 +373,17 @@ class _Benchmark:
         output = _timed_run(self.samplers[run.sampler], self.model, batch, run, path, tally)
         if output is None:
             return
-        tally.psnr += psnr(output, self.clean).tolist()
-        tally.ssim += ssim(output, self.clean).tolist()
+        tally.psnr += _listed(psnr(output, self.clean))
+        tally.ssim += _listed(ssim(output, self.clean))
         if reference is not None:
-            tally.fidelity += psnr(output, reference).tolist()
+            tally.fidelity += _listed(psnr(output, reference))
         if seed == 0:
             self.pictures[(run.sampler, run.budget)] = output[0]
+
+
+def _listed(values: float | torch.Tensor) -> list[float]:
+    """A metric of a batch (a tensor ``[B]``) or of one image (a float) as a list."""
+    return torch.as_tensor(values, dtype=torch.float64).reshape(-1).tolist()
 
 
 def _reference_tally() -> dict:
@@ -411,26 +446,32 @@ def _mean(values: list[float]) -> float | None:
 
 
 def _row(run: PlannedRun, tally: _Tally | None) -> QualityRow:
-    common = {"sampler": run.sampler, "nfe_budget": run.budget, "steps": run.steps}
-    common["kind"] = run.kind
+    row = QualityRow(
+        sampler=run.sampler,
+        nfe=None,
+        psnr=None,
+        ssim=None,
+        fidelity_db=None,
+        seconds=None,
+        nfe_budget=run.budget,
+        steps=run.steps,
+        kind=run.kind,
+        status="skipped",
+        reason=run.reason,
+    )
     if tally is None:
-        return QualityRow(
-            nfe=None, psnr=None, ssim=None, fidelity_db=None, seconds=None,
-            status="skipped", reason=run.reason, **common,
-        )  # fmt: skip
+        return row
     if tally.failure:
-        return QualityRow(
-            nfe=run.nfe, psnr=None, ssim=None, fidelity_db=None, seconds=None,
-            status=tally.failure, reason=tally.message, **common,
-        )  # fmt: skip
-    return QualityRow(
+        return replace(row, nfe=run.nfe, status=tally.failure, reason=tally.message)
+    return replace(
+        row,
         nfe=tally.nfe,
         psnr=_mean(tally.psnr),
         ssim=_mean(tally.ssim),
         fidelity_db=_mean(tally.fidelity),
         seconds=_mean(tally.seconds),
         status="ok",
-        **common,
+        reason="",
     )
 
 
@@ -438,7 +479,7 @@ def nfe_to_fidelity(rows: Sequence[QualityRow], options: QualityOptions) -> dict
     """Per sampler, the smallest NFE whose mean fidelity reaches ``options.threshold_db``."""
     reached: dict[str, int | None] = {sampler: None for sampler in options.samplers}
     for row in rows:
-        if row.status != "ok" or row.fidelity_db is None:
+        if row.status != "ok" or row.fidelity_db is None or row.nfe is None:
             continue
         if row.fidelity_db >= options.threshold_db:
             best = reached[row.sampler]

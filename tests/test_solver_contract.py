@@ -1,0 +1,106 @@
+"""The contract every solver of the registry keeps: adding an id to ``SOLVERS`` covers it here.
+
+For every id: it is built by ``make_sampler``, samples a tiny exact Gaussian problem in float64
+and float32, makes exactly the network calls its registry entry declares, is deterministic under
+a seed, and describes itself with the orders the registry declares for it.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from mrs_numerics import schedules
+from mrs_numerics.solvers import SOLVERS, make_sampler
+from mrs_numerics.solvers.registry import ORDERS, parse_mrs_id
+from mrs_numerics.verification.oracles import GaussianData
+
+SCHEDULE = schedules.cosine()
+PROBLEM = GaussianData.random(SCHEDULE, batch=3, dim=2, seed=5)
+STEPS = (1, 2, 7)
+
+
+class CountingModel:
+    """The exact data prediction of ``PROBLEM``, counting its calls and checking its inputs."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, x, t, mu):
+        self.calls += 1
+        assert t.dtype == torch.float64 and t.shape == (x.shape[0],)
+        assert x.shape == mu.shape
+        return PROBLEM.data(x, t, mu)
+
+
+def _run(solver, steps, dtype, seed=0):
+    model = CountingModel()
+    sampler = make_sampler(solver, SCHEDULE, "data", t_end=0.2)
+    result = sampler.sample(
+        model, PROBLEM.mu.to(dtype), steps=steps, generator=torch.Generator().manual_seed(seed)
+    )
+    return result, model.calls
+
+
+@pytest.mark.parametrize("solver", sorted(SOLVERS))
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=str)
+def test_solver_samples_and_makes_its_declared_calls(solver, dtype):
+    info = SOLVERS[solver]
+    for steps in STEPS:
+        result, calls = _run(solver, steps, dtype)
+        assert result.x.dtype == dtype and result.x.shape == PROBLEM.mu.shape
+        assert torch.isfinite(result.x).all()
+        assert result.nfe == calls == info.nfe(steps), (steps, result.nfe, calls)
+        assert result.timesteps.numel() == steps + 1
+
+
+@pytest.mark.parametrize("solver", sorted(SOLVERS))
+def test_solver_lands_near_the_exact_solution(solver):
+    """A sanity bound, not an order: 40 steps end close to the exact answer at t_end.
+
+    ODE solvers: within 0.05 of the exact flow map from the same start. SDE solvers: every
+    sample within five standard deviations of the exact marginal mean at t_end.
+    """
+    sampler = make_sampler(solver, SCHEDULE, "data", t_end=0.2)
+    times = sampler.timesteps(40)
+    x_T = PROBLEM.marginal_sample(times[0], seed=9)
+    generator = torch.Generator().manual_seed(1)
+    x = sampler.sample(PROBLEM.data, PROBLEM.mu, steps=40, x_T=x_T, generator=generator).x
+    if SOLVERS[solver].method == "ode":
+        assert (x - PROBLEM.flow(x_T, times[0], times[-1])).abs().max() < 0.05
+    else:
+        mean, var = PROBLEM.moments(times[-1])
+        assert ((x - mean).abs() / var.sqrt()).max() < 5.0
+
+
+@pytest.mark.parametrize("solver", sorted(SOLVERS))
+def test_solver_is_deterministic_under_a_seed(solver):
+    first, _ = _run(solver, 5, torch.float32, seed=3)
+    again, _ = _run(solver, 5, torch.float32, seed=3)
+    assert torch.equal(first.x, again.x)
+    if SOLVERS[solver].method == "sde":
+        other, _ = _run(solver, 5, torch.float32, seed=4)
+        assert not torch.equal(first.x, other.x)
+
+
+@pytest.mark.parametrize("solver", sorted(SOLVERS))
+def test_solver_reports_the_orders_the_registry_declares(solver):
+    info = SOLVERS[solver]
+    sampler = make_sampler(solver, SCHEDULE, "data")
+    assert sampler.solver_id == solver
+    if info.method == "ode":
+        assert info.order is not None and info.order >= 1
+        assert info.strong_order is None and info.weak_order is None
+    else:
+        assert info.order is None
+        assert info.strong_order is not None and info.weak_order is not None
+    if info.family == "mrs":
+        method, order, prediction = parse_mrs_id(solver)
+        assert (sampler.method, sampler.order, sampler.solver_prediction) == (
+            method,
+            order,
+            prediction,
+        )
+        assert order in ORDERS[method]
+        declared = info.order if method == "ode" else info.weak_order
+        assert declared == order
