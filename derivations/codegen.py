@@ -15,8 +15,9 @@ Emits, for the torch and numpy backends:
 - the schedule modules of `derivations.schedule_codegen`.
 
 Nothing is emitted before it is proved: each update's polynomial exactness and local order
-(and, for singlestep updates, the state-dependent local order) are checked first, and a failed
-proof stops code generation.
+(and, for singlestep updates, the state-dependent local order; for correctors, the
+state-dependent local order of every kind of step of a corrected run, outputs reused) are
+checked first, and a failed proof stops code generation.
 """
 
 from __future__ import annotations
@@ -170,7 +171,8 @@ def updates_module(backend: str, updates: Sequence[Update]) -> str:
         "from mrs_numerics._generated.types import StepCoefficients\n"
     )
     summary = (
-        "Step coefficients of every MR Sampler update (ODE/SDE, noise/data, multistep/singlestep)."
+        "Step coefficients of every MR Sampler update (ODE/SDE, noise/data; multistep, "
+        "singlestep, corrector)."
     )
     return module("derivations.updates", summary, backend, parts, extra_imports=imports)
 
@@ -321,6 +323,14 @@ def prove(update: Update) -> int:
                 f"{update.name}: state-dependent local error O(h^{state_power}), "
                 f"expected O(h^{update.order + 1})"
             )
+    if update.scheme == "corrector":
+        for step in order_proofs.corrected_run(update.prediction, update.order):
+            if step.power < step.needed:
+                raise ProofError(
+                    f"{update.name}: step {step.step} of a corrected run ({step.update.name}, "
+                    f"reused outputs {step.perturbed}) has local error O(h^{step.power}), "
+                    f"expected O(h^{step.needed})"
+                )
     return power
 
 

@@ -1,6 +1,6 @@
 """Symbolic local-order proofs of every generated update, with the step ratios left symbolic.
 
-Three statements are proved for an update whose final stage interpolates k outputs (order k):
+Four statements are proved for an update whose final stage interpolates k outputs (order k):
 
 1. **Polynomial exactness.** If the network output is a polynomial of degree k − 1 in λ, every
    stage reproduces the exact variation-of-constants integral ∫₀^E e^{κ(E−u)} m du: the residual,
@@ -8,27 +8,48 @@ Three statements are proved for an update whose final stage interpolates k outpu
 2. **Local order (model along the exact path).** For a general smooth m(λ_s + u) = Σ d_n uⁿ/n!,
    the residual's series in h starts at h^{k+1}: local error O(h^{k+1}), global order k. For a
    multistep update this is the local truncation error (earlier outputs on the exact path).
-3. **Local order with a state-dependent model (singlestep).** Intermediate stages call the model at
-   approximate states, so (2) is not enough. In the variable v = y·F(λ_s)/F(λ) every MR equation
-   reads v' = e^{−κu} m(v, u) and every stage v_e = v_s + e^{−κE} Σ_j W_j m(v_j, u_j) (the
-   integrating factor drops out), so a generic polynomial model m(v, u) and a Picard series of
-   the exact v(h) prove the order. This is where r₂ = 2/3 is derived for the third-order
-   singlestep update: it is the root of the h³ coefficient.
+3. **Local order with a state-dependent model (singlestep, corrector).** Intermediate stages
+   call the model at approximate states, so (2) is not enough. In the variable
+   v = y·F(λ_s)/F(λ) every MR equation reads v' = e^{−κu} m(v, u) and every stage
+   v_e = v_s + e^{−κE} Σ_j W_j m(v_j, u_j) (the integrating factor drops out), so a generic
+   polynomial model m(v, u) and a Picard series of the exact v(h) prove the order. This is
+   where r₂ = 2/3 is derived for the third-order singlestep update: it is the root of the h³
+   coefficient.
+4. **Corrector with reused outputs.** A corrected step of order k (its predictor of order k − 1)
+   calls the model once, at the predicted (uncorrected) state, and that output is the next
+   step's m0: every output a step is given was evaluated off the exact path. In the machinery of
+   (3) the given outputs are the model at v(a_j h) + e_j h^k (the exact path at the node, h → a_j
+   h in its Picard series, plus a symbolic predictor error), the predictor's output is the model
+   at its own state, and the corrected state must match the Picard series through h^k: local
+   error O(h^{k+1}) with the ratios and the e_j symbolic.
+   [`corrected_run`][derivations.order_proofs.corrected_run] also proves the start (outputs of
+   lower-order predictors, off by e_j h^{k−1}: local error O(h^k) on a bounded number of steps)
+   and the uncorrected last step.
 
 The exact integrals here never use the φ-identity that builds the weights: they expand the kernel
-exponential and integrate polynomials (statement 2, 3) or call ``sympy.integrate`` (statement 1).
+exponential and integrate polynomials (statement 2, 3, 4) or call ``sympy.integrate`` (statement
+1).
 """
 
 from __future__ import annotations
 
 from functools import cache
+from typing import NamedTuple
 
 import sympy as sp
 
 from derivations.phi import Phi, phi_series
 from derivations.solutions import step_solution
 from derivations.symbols import h, u
-from derivations.updates import SINGLESTEP_THIRD_ORDER_R2, Stage, Update, kernel_weights, r2
+from derivations.updates import (
+    SINGLESTEP_THIRD_ORDER_R2,
+    Stage,
+    Update,
+    corrector,
+    kernel_weights,
+    multistep,
+    r2,
+)
 
 
 def _kappa(update: Update) -> sp.Integer:
@@ -121,8 +142,26 @@ def _series_exp(ring, z, degree: int):
     return total
 
 
+def _rescaled(poly, factor):
+    """poly with h → factor·h: each term times factor^(its h-degree) (factor⁰ = 1)."""
+    return poly.ring({m: c * factor ** m[0] if m[0] else c for m, c in poly.items()})
+
+
+def _inputs(stages: list[Stage]) -> dict[str, sp.Expr]:
+    """Labels of the outputs a step is given (m0, m1, …), with their unit nodes a_j."""
+    produced = {stage.name for stage in stages}
+    inputs = {"m0": sp.Integer(0)}
+    for stage in stages:
+        for label, node in zip(stage.node_labels, stage.nodes, strict=True):
+            if label not in produced:
+                inputs[label] = sp.sympify(node)
+    return inputs
+
+
 @cache
-def state_dependent_local_error(update: Update, fixed: tuple = ()) -> tuple[int, sp.Expr]:
+def state_dependent_local_error(
+    update: Update, fixed: tuple = (), perturbed: tuple = ()
+) -> tuple[int, sp.Expr]:
     """(p, c): residual c·h^p + … of the whole update for a generic state-dependent model.
 
     The model m(v, u) = Σ_{a+b<k} c_ab v^a u^b is generic up to the degree that can reach h^k;
@@ -130,6 +169,11 @@ def state_dependent_local_error(update: Update, fixed: tuple = ()) -> tuple[int,
     polynomial rings over Q(ratios) keep this exact and fast. ``fixed`` is a tuple of
     (symbol, value) pairs substituted into the stage positions; p = k + 1 means "no residual up
     to h^k", i.e. local error O(h^{k+1}).
+
+    The outputs the step is given (m0 at node 0, earlier m_j at a_j h) are the model on the
+    exact path, v(a_j h) being the Picard series with h → a_j h. ``perturbed`` is a tuple of
+    (label, q) pairs: that output is the model at v(a_j h) + e_j h^q with e_j a free symbol:
+    an output evaluated at an approximate state, as a corrector reuses its predictor's.
     """
     degree = update.order
     fixed_values = dict(fixed)
@@ -140,9 +184,11 @@ def state_dependent_local_error(update: Update, fixed: tuple = ()) -> tuple[int,
     )
     exponents = [(a, b) for a in range(degree) for b in range(degree - a)]
     coefficients = [sp.Symbol(f"c_{a}{b}", real=True) for a, b in exponents]
+    errors = [sp.Symbol(f"e_{label}", real=True) for label, _ in perturbed]
     v0 = sp.Symbol("v0", real=True)
     domain = sp.QQ.frac_field(*ratios) if ratios else sp.QQ
-    ring, H, V0, *C = sp.ring([h, v0, *coefficients], domain)
+    ring, H, V0, *generators = sp.ring([h, v0, *coefficients, *errors], domain)
+    C, E = generators[: len(coefficients)], generators[len(coefficients) :]
 
     def model(state, position):
         total = ring.zero
@@ -151,7 +197,16 @@ def state_dependent_local_error(update: Update, fixed: tuple = ()) -> tuple[int,
         return _truncated(total, degree)
 
     kappa = _kappa(update)
-    values = {"m0": model(V0, ring.zero)}
+    path = V0
+    damping = _series_exp(ring, -kappa * H, degree)
+    for _ in range(degree + 1):
+        path = V0 + _integrate_in_h(_truncated(damping * model(path, H), degree - 1))
+    shifts = {label: e * H**power for (label, power), e in zip(perturbed, E, strict=True)}
+    values = {}
+    for label, node in _inputs(stages).items():
+        factor = domain.from_sympy(node)
+        seen = _rescaled(path, factor) + shifts.get(label, ring.zero)
+        values[label] = model(_truncated(seen, degree), ring(node) * H)
     state = V0
     for stage in stages:
         end = ring(stage.end) * H
@@ -163,12 +218,60 @@ def state_dependent_local_error(update: Update, fixed: tuple = ()) -> tuple[int,
         )
         state = V0 + _truncated(damping * total, degree)
         values[stage.name] = model(state, end)
-    path = V0
-    damping = _series_exp(ring, -kappa * H, degree)
-    for _ in range(degree + 1):
-        path = V0 + _integrate_in_h(_truncated(damping * model(path, H), degree - 1))
     residual = (path - state).as_expr()
     return _leading(residual, degree)
+
+
+def reused_outputs(update: Update, power: int) -> tuple:
+    """``perturbed`` with every output the step is given (m0, m1, …) off the path by e_j h^power.
+
+    In a corrected run of order K, m0, m1, … were evaluated at the predicted (uncorrected) states
+    of the earlier steps, off the exact path by O(h^K) once the predictors have order K − 1.
+    """
+    return tuple((label, power) for label in _inputs(list(update.stages)))
+
+
+class StepProof(NamedTuple):
+    """The state-dependent local error of one step of a corrected run.
+
+    ``step`` is the step index of the start, ``"steady"`` for every later step but the last, or
+    ``"last"``; ``update`` the update it takes; ``perturbed`` the (label, q) pairs of its reused
+    outputs (off the exact path by e_j h^q); local error O(h^``power``), at least ``needed``.
+    """
+
+    step: str
+    update: Update
+    perturbed: tuple
+    power: int
+    needed: int
+
+
+def corrected_run(prediction: str, order: int) -> tuple[StepProof, ...]:
+    """Local errors of every kind of step of a corrected ODE run of ``order`` K = p + 1.
+
+    Step i ≥ 0 predicts with order p_i = min(p, i + 1) (the warm-up; no extra call), corrects
+    with ``corrector(p_i + 1)``, and is given m0 from step i − 1, m1 from step i − 2, …: the
+    output of step j's predictor is off the exact path by its local error O(h^{p_j + 1}), the
+    output at the start state is exact. Steps 0 … p are listed one by one: their local error is
+    O(h^K) or better, enough on a bounded number of steps; from step p + 1 on every output comes
+    from an order-p predictor (``"steady"``: O(h^{K+1}) needed). The last step is the predictor
+    alone (its call would be an extra one): O(h^K) on one step. Global order K follows.
+    """
+    p = order - 1
+    orders = [min(p, i + 1) for i in range(p + 1)]
+    rows = []
+    for i, p_i in enumerate(orders):
+        update = corrector("ode", prediction, p_i + 1)
+        perturbed = tuple((f"m{j}", orders[i - 1 - j] + 1) for j in range(p_i) if i - 1 - j >= 0)
+        rows.append((str(i), update, perturbed, order))
+    steady = corrector("ode", prediction, order)
+    rows.append(("steady", steady, reused_outputs(steady, order), order + 1))
+    last = multistep("ode", prediction, p)
+    rows.append(("last", last, reused_outputs(last, order), order))
+    return tuple(
+        StepProof(step, update, perturbed, state_dependent_local_error(update, (), perturbed)[0], n)
+        for step, update, perturbed, n in rows
+    )
 
 
 def _substituted(stage: Stage, values: dict) -> Stage:

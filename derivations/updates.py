@@ -25,6 +25,15 @@ lower-order update whose output becomes a node of the next.
   Third order for a state-dependent model requires r₂ = 2/3 (derived in
   [`derivations.order_proofs`][derivations.order_proofs]); r₁ stays free.
 
+Corrector (ODE; UniC-style, one network call per step like multistep): the multistep predictor of
+order k gives x̃_t; the model is called once there, m̃ = m(x̃_t, λ_t), and the step is recomputed
+from the same x_s through the k + 1 nodes {1, 0, −r₁, …}: an exponential Adams–Moulton step of
+order k + 1 with the exact φ-weights above. UniPC's B(h) variants (B(h) = h or e^h − 1)
+approximate these weights: they keep the φ₁ term and fit the higher ones through a Vandermonde
+system scaled by B(h), exact only to the order needed; here the weights are the exact integrals
+of the interpolating polynomial, which the polynomial-exactness proof checks. m̃ was evaluated at
+the uncorrected state and becomes the next step's m0, so the correction costs no call.
+
 A step of any kind is linear in its inputs:
 
     x_e = c_x x_s + c_μ μ + Σ_j c_j m_j (+ c_z z for SDEs),   c_μ = 1 − c_x − [data form] Σ_j c_j,
@@ -59,6 +68,10 @@ alpha_e, sigma_e = sp.symbols("alpha_e sigma_e", positive=True)
 
 MULTISTEP_ORDERS = {"ode": (1, 2, 3), "sde": (1, 2)}
 SINGLESTEP_ORDERS = (2, 3)
+CORRECTOR_ORDERS = (2, 3)
+"""Orders of the corrected ODE updates (predictor of order one less)."""
+PREDICTOR_LABEL = "predictor"
+"""Label of a corrector's model output at the predicted state (the predictor stage's name)."""
 SINGLESTEP_THIRD_ORDER_R2 = sp.Rational(2, 3)
 """Stage position r₂ that makes the third-order singlestep update third order (see order_proofs)."""
 
@@ -95,8 +108,11 @@ class Update:
 
     @property
     def model_calls(self) -> int:
-        """Network evaluations per step: 1 for multistep, the number of stages for singlestep."""
-        return 1 if self.scheme == "multistep" else len(self.stages)
+        """Network evaluations per step: the number of stages for singlestep, else 1.
+
+        A corrector's call at the predicted state is the next step's m0: one call per step.
+        """
+        return len(self.stages) if self.scheme == "singlestep" else 1
 
 
 def multistep(method: str, prediction: str, order: int) -> Update:
@@ -139,6 +155,33 @@ def singlestep(method: str, prediction: str, order: int) -> Update:
     return Update(method, prediction, "singlestep", 3, stages, (r1, r2))
 
 
+def corrector(method: str, prediction: str, order: int) -> Update:
+    """The corrected update of ``order`` k + 1: multistep-k predictor, then nodes {1, 0, −r₁, …}.
+
+    Stage ``predictor`` is the k-step update to λ_s + h (its output, labelled ``predictor``, is
+    the model at the predicted state); stage ``step`` integrates from x_s again through that
+    output and the predictor's nodes: the exponential Adams–Moulton step of order k + 1.
+    """
+    _check(method, prediction)
+    if method != "ode" or order not in CORRECTOR_ORDERS:
+        raise ValueError(
+            f"correctors are derived for method 'ode' with orders {CORRECTOR_ORDERS}; "
+            f"got method {method!r}, order {order}"
+        )
+    predictor = multistep(method, prediction, order - 1)
+    (stage,) = predictor.stages
+    stages = (
+        Stage(PREDICTOR_LABEL, stage.nodes, stage.node_labels, sp.Integer(1)),
+        Stage(
+            "step",
+            (sp.Integer(1), *stage.nodes),
+            (PREDICTOR_LABEL, *stage.node_labels),
+            sp.Integer(1),
+        ),
+    )
+    return Update(method, prediction, "corrector", order, stages, predictor.parameters)
+
+
 def all_updates() -> tuple[Update, ...]:
     """Every update that is derived, proved and generated."""
     updates = [
@@ -148,6 +191,7 @@ def all_updates() -> tuple[Update, ...]:
         for order in MULTISTEP_ORDERS[method]
     ]
     updates += [singlestep("ode", p, k) for p in PREDICTIONS for k in SINGLESTEP_ORDERS]
+    updates += [corrector("ode", p, k) for p in PREDICTIONS for k in CORRECTOR_ORDERS]
     return tuple(updates)
 
 

@@ -6,8 +6,9 @@ The package is layered; each subpackage imports only the ones below it:
 - [`solvers`][mrs_numerics.solvers]: the registry, the engine, the MR Sampler and baselines;
 - [`imaging`][mrs_numerics.imaging], [`models`][mrs_numerics.models]: photos, files, metrics,
   degradations; networks and their training;
-- [`verification`][mrs_numerics.verification], [`restoration`][mrs_numerics.restoration]: how
-  the orders are measured; restoring images and its benchmark;
+- [`verification`][mrs_numerics.verification], [`restoration`][mrs_numerics.restoration],
+  [`tuning`][mrs_numerics.tuning]: how the orders are measured; restoring images and its
+  benchmark; step grids fitted to a converged teacher;
 - [`cli`][mrs_numerics.cli]: the ``mrs-numerics`` command.
 
 Entry points: [`MRSampler`][mrs_numerics.solvers.mr_sampler.MRSampler],

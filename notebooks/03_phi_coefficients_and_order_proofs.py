@@ -135,7 +135,9 @@ display(Markdown(f"```python\n{source}\n```"))
 #    $h$ starts at $h^{k+1}$ (local error $O(h^{k+1})$, global order $k$); the leading
 #    coefficient is shown with the derivatives $d_n = m^{(n)}(\lambda_s)$;
 # 3. **state-dependent order** (singlestep): with a generic model $m(v, u)$ evaluated at
-#    the approximate stage states, no residual up to $h^k$.
+#    the approximate stage states, no residual up to $h^k$;
+# 4. **correctors**: the same, with the outputs the step reuses evaluated at states off the
+#    exact path by $e_j h^k$ (they came from earlier predictors; see *The corrector* below).
 
 # %%
 chosen = [u for u in updates.all_updates() if SIZE == "full" or u.prediction == "data"]
@@ -148,9 +150,12 @@ for update in chosen:
     power, coefficient = order_proofs.local_error(update)
     assert exact and power == update.order + 1, update.name
     state_dependent = "—"
-    if update.scheme == "singlestep":
+    if update.scheme != "multistep":
         fixed = order_proofs.singlestep_fixed_parameters(update)
-        state_power, _ = order_proofs.state_dependent_local_error(update, fixed)
+        reused = ()
+        if update.scheme == "corrector":
+            fixed, reused = (), order_proofs.reused_outputs(update, update.order)
+        state_power, _ = order_proofs.state_dependent_local_error(update, fixed, reused)
         assert state_power == update.order + 1, update.name
         state_dependent = f"$h^{{{state_power}}}$"
     rows.append(
@@ -181,6 +186,47 @@ display(Math(f"{lhs} {tex(sp.factor(coefficient))}"))
 roots = order_proofs.third_order_singlestep_condition(third)
 show(r"r_2", roots[0] if len(roots) == 1 else roots)
 assert roots == [updates.SINGLESTEP_THIRD_ORDER_R2]
+
+# %% [markdown]
+# ### The corrector: one call per step, reused
+#
+# A corrected step of order $K = p + 1$ predicts with the $p$-step update, calls the model
+# once at the predicted state ($\tilde m$), and recomputes the step from the same $x_s$
+# through the nodes $\{1, 0, -r_1, \dots\}$ (`updates.corrector`). Its coefficients, for
+# $p = 2$ in data form (the `predictor` stage is the multistep update of order 2):
+
+# %%
+show_update(updates.corrector("ode", "data", 3))
+
+# %% [markdown]
+# $\tilde m$ was evaluated at the *uncorrected* state and is the next step's $m_0$: in the
+# state-dependent proof every output a step is given is the model at the exact path there
+# ($v(a_j h)$: its Picard series with $h \to a_j h$) plus a symbolic $e_j h^q$. With
+# $q = K$ (steady state) the residual vanishes through $h^K$; with $q = K - 1$ it does not,
+# so the proof does see the reuse. `order_proofs.corrected_run` lists every kind of step of
+# a corrected run: the start (predictors of lower order; the first step's $m_0$ is exact),
+# the steady state and the uncorrected last step; a bounded number of steps with local
+# error $O(h^K)$ keeps global order $K$.
+
+# %%
+corrected = updates.corrector("ode", "data", 3)
+power, coefficient = order_proofs.state_dependent_local_error(
+    corrected, (), order_proofs.reused_outputs(corrected, 2)
+)
+lhs = rf"\text{{outputs off by }} e_j h^2:\ \text{{residual}} \sim h^{{{power}}}\ \times"
+display(Math(f"{lhs} {tex(sp.factor(coefficient))}"))
+rows = [
+    [
+        step.step,
+        f"`{step.update.name}`",
+        ", ".join(f"{label}: $h^{{{q}}}$" for label, q in step.perturbed) or "exact",
+        f"$h^{{{step.power}}}$",
+        f"$h^{{{step.needed}}}$",
+    ]
+    for step in order_proofs.corrected_run("data", 3)
+]
+assert all(step.power >= step.needed for step in order_proofs.corrected_run("data", 3))
+table(["step", "update", "reused outputs off by", "local error", "needed"], rows)
 
 # %% [markdown]
 # ### Landing on σ = 0

@@ -83,7 +83,7 @@ def stage_errors(name, seed, module=updates_numpy):
     y_s = rng.normal()
     ratios = [params[p] for p in info.parameters]
     nodes = {"m0": lam_s}
-    if info.scheme == "multistep":
+    if info.scheme in ("multistep", "corrector"):
         for j, ratio in enumerate(ratios, start=1):
             nodes[f"m{j}"] = nodes[f"m{j - 1}"] - ratio * h
     a_s, s_s = _alpha(lam_s, big_lambda), _sigma(lam_s, big_lambda)

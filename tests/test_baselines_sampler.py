@@ -72,7 +72,9 @@ def test_euler_maruyama_is_strided_for_any_nfe():
 
 
 def test_registry_ids_are_canonical_and_orders_declared():
-    pattern = re.compile(r"^mrs-(ode-[123]|sde-[12])-(data|noise)$")
+    pattern = re.compile(
+        r"^mrs-(ode-[123]|sde-[12])-(data|noise)$|^mrs-ode-[12]-(data|noise)-unic$"
+    )
     baselines = {"euler-maruyama", "posterior", "euler-ode", "heun-ode"}
     assert {i for i in SOLVERS if not pattern.match(i)} == baselines
     for info in SOLVERS.values():

@@ -26,7 +26,16 @@ from mrs_numerics.solvers import SOLVERS
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
-SUBPACKAGES = ("schedules", "solvers", "imaging", "models", "verification", "restoration", "cli")
+SUBPACKAGES = (
+    "schedules",
+    "solvers",
+    "imaging",
+    "models",
+    "verification",
+    "restoration",
+    "tuning",
+    "cli",
+)
 """The runtime subpackages, one API page each (``docs/api/<name>.md``)."""
 PUBLIC_MODULES = (
     "mrs_numerics",
@@ -61,6 +70,7 @@ PUBLIC_MODULES = (
     "mrs_numerics.models.unet",
     "mrs_numerics.models.registry",
     "mrs_numerics.models.training",
+    "mrs_numerics.models.tuned_grids",
     "mrs_numerics.verification",
     "mrs_numerics.verification.oracles",
     "mrs_numerics.verification.references",
@@ -75,6 +85,11 @@ PUBLIC_MODULES = (
     "mrs_numerics.restoration.quality.options",
     "mrs_numerics.restoration.quality.run",
     "mrs_numerics.restoration.quality.report",
+    "mrs_numerics.tuning",
+    "mrs_numerics.tuning.fit",
+    "mrs_numerics.tuning.teacher",
+    "mrs_numerics.tuning.calibration",
+    "mrs_numerics.tuning.shipped",
     "mrs_numerics.cli",
     "mrs_numerics._generated.registry",
     "mrs_numerics._generated.baselines_registry",

@@ -61,10 +61,25 @@ def test_registry_declares_orders_calls_and_proved_local_error():
     for name, info in UPDATES.items():
         assert name == f"{info.method}_{info.prediction}_{info.scheme}_{info.order}"
         assert info.local_error_power == info.order + 1
-        assert info.model_calls == (1 if info.scheme == "multistep" else len(info.stages))
+        assert info.model_calls == (len(info.stages) if info.scheme == "singlestep" else 1)
     orders = {(i.method, i.scheme): set() for i in UPDATES.values()}
     for info in UPDATES.values():
         orders[(info.method, info.scheme)].add(info.order)
     assert orders[("ode", "multistep")] == {1, 2, 3}
     assert orders[("sde", "multistep")] == {1, 2}
     assert orders[("ode", "singlestep")] == {2, 3}
+    assert orders[("ode", "corrector")] == {2, 3}
+
+
+@pytest.mark.parametrize("name", [n for n, i in UPDATES.items() if i.scheme == "corrector"])
+def test_corrector_predicts_with_the_multistep_update_and_corrects_through_its_output(name):
+    info = UPDATES[name]
+    predictor, corrector = info.stages
+    multistep = UPDATES[f"{info.method}_{info.prediction}_multistep_{info.order - 1}"]
+    ((function, _, labels),) = multistep.stages
+    assert predictor.labels == labels and predictor.end == corrector.end == "1"
+    assert corrector.labels == ("predictor", *labels)
+    args = (0.4, *[0.7] * len(info.parameters), 0.3, 0.15, 0.5, 0.1)
+    assert getattr(updates_numpy, predictor.function)(*args) == getattr(updates_numpy, function)(
+        *args
+    )

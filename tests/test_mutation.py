@@ -53,3 +53,11 @@ def test_one_percent_weight_change_is_detected(name, function, field):
     error, noise_error = errors[function]
     detected = error > DETECTION or (noise_error is not None and noise_error > DETECTION)
     assert detected, (function, field, error, noise_error)
+
+
+def test_the_corrector_stages_are_mutated_too():
+    mutated = {function for _, function, _ in FIELDS}
+    correctors = [info for info in registry.UPDATES.values() if info.scheme == "corrector"]
+    assert correctors
+    for info in correctors:
+        assert {stage.function for stage in info.stages} <= mutated

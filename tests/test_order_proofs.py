@@ -7,6 +7,7 @@ from derivations import order_proofs, updates
 
 UPDATES = updates.all_updates()
 SINGLESTEP = [u for u in UPDATES if u.scheme == "singlestep"]
+CORRECTORS = [u for u in UPDATES if u.scheme == "corrector"]
 pytestmark = pytest.mark.xdist_group("sympy-proofs")
 
 
@@ -28,7 +29,7 @@ def test_local_error_starts_at_h_to_the_order_plus_one(update):
 
 
 @pytest.mark.parametrize(
-    "update", [u for u in UPDATES if u.scheme == "multistep" and u.order > 1], ids=_ids
+    "update", [u for u in UPDATES if u.scheme != "singlestep" and u.parameters], ids=_ids
 )
 def test_multistep_leading_error_depends_on_the_symbolic_step_ratios(update):
     _, coefficient = order_proofs.local_error(update)
@@ -52,6 +53,38 @@ def test_third_order_singlestep_condition_is_derived_as_r2_two_thirds(prediction
     assert sp.Rational(2, 3) == updates.SINGLESTEP_THIRD_ORDER_R2
 
 
+@pytest.mark.parametrize("update", CORRECTORS, ids=_ids)
+def test_corrector_keeps_its_order_with_outputs_reused_from_predicted_states(update):
+    """Given outputs off the exact path by e_j h^K (K the corrected order): O(h^{K+1})."""
+    order = update.order
+    reused = order_proofs.reused_outputs(update, order)
+    assert {label for label, _ in reused} == {f"m{j}" for j in range(order - 1)}
+    power, _ = order_proofs.state_dependent_local_error(update, (), reused)
+    assert power >= order + 1
+
+
+@pytest.mark.parametrize("update", CORRECTORS, ids=_ids)
+def test_corrector_proof_sees_the_reused_outputs(update):
+    """Outputs off the path by h^{K−1} cost one order: the e_j are really in the proof."""
+    order = update.order
+    reused = order_proofs.reused_outputs(update, order - 1)
+    power, coefficient = order_proofs.state_dependent_local_error(update, (), reused)
+    assert power == order
+    assert {sp.Symbol("e_m0", real=True)} <= coefficient.free_symbols
+
+
+@pytest.mark.parametrize("prediction", ["data", "noise"])
+@pytest.mark.parametrize("order", updates.CORRECTOR_ORDERS)
+def test_every_step_of_a_corrected_run_has_the_local_error_its_global_order_needs(
+    prediction, order
+):
+    steps = order_proofs.corrected_run(prediction, order)
+    assert [s.step for s in steps][-2:] == ["steady", "last"]
+    for step in steps:
+        assert step.power >= step.needed, step
+    assert steps[-2].needed == order + 1 and steps[-1].update.scheme == "multistep"
+
+
 def _perturbed(scale_index, factor):
     original = updates.kernel_weights
 
@@ -69,6 +102,8 @@ def _perturbed(scale_index, factor):
         updates.multistep("ode", "data", 3),
         updates.multistep("sde", "noise", 2),
         updates.singlestep("ode", "data", 2),
+        updates.corrector("ode", "data", 3),
+        updates.corrector("ode", "noise", 2),
     ],
     ids=_ids,
 )
@@ -79,6 +114,10 @@ def test_a_one_percent_weight_change_fails_the_proofs(update, index, monkeypatch
     assert order_proofs.exactness_residual(update, stage) != 0
     power, _ = order_proofs.local_error.__wrapped__(update)
     assert power < update.order + 1
+    if update.scheme == "corrector":
+        reused = order_proofs.reused_outputs(update, update.order)
+        power, _ = order_proofs.state_dependent_local_error.__wrapped__(update, (), reused)
+        assert power < update.order + 1
 
 
 def test_weights_derived_for_uniform_steps_fail_on_symbolic_ratios(monkeypatch):
@@ -103,3 +142,7 @@ def test_unknown_orders_and_methods_are_rejected():
         updates.multistep("sde", "data", 3)
     with pytest.raises(ValueError, match="singlestep updates are derived for method 'ode'"):
         updates.singlestep("sde", "data", 2)
+    with pytest.raises(ValueError, match="correctors are derived for method 'ode'"):
+        updates.corrector("sde", "data", 2)
+    with pytest.raises(ValueError, match=r"orders \(2, 3\); got method 'ode', order 4"):
+        updates.corrector("ode", "data", 4)

@@ -16,8 +16,12 @@ from mrs_numerics.cli import main
 from mrs_numerics.imaging.metrics import psnr
 from mrs_numerics.imaging.photos import HELDOUT_PHOTOS, center_crop, load_photo
 from mrs_numerics.models import ConditionalUNet
-from mrs_numerics.restoration import minimum_nfe
-from mrs_numerics.restoration.quality.options import MIN_CROP, QualityOptions, plan_runs
+from mrs_numerics.restoration.quality.options import (
+    MIN_CROP,
+    QualityOptions,
+    entry_sampler,
+    plan_runs,
+)
 from mrs_numerics.restoration.quality.report import write_report
 from mrs_numerics.restoration.quality.run import (
     merged_grid,
@@ -25,7 +29,7 @@ from mrs_numerics.restoration.quality.run import (
     sde_reference,
     seed_inputs,
 )
-from mrs_numerics.solvers import SOLVERS, make_sampler, solver_info
+from mrs_numerics.solvers import SOLVERS, make_sampler
 from mrs_numerics.solvers.brownian import CoupledBrownian, family_for, nested_grid
 
 CROP = 20
@@ -135,22 +139,24 @@ def test_nfe_to_fidelity_is_the_smallest_nfe_reaching_the_threshold(mixed_result
 
 
 def test_budgets_are_spent_as_declared_and_unspendable_ones_skipped():
-    samplers = ("heun-ode", "mrs-ode-3-data", "mrs-sde-1-data")
+    samplers = ("heun-ode", "mrs-ode-3-data", "mrs-sde-1-data", "ms3", "mrs-ode-2-data-unic")
     runs = plan_runs(_options(samplers=samplers, nfes=(1, 2, 3, 4, 10)))
+    schedule = schedules.get("cosine")
     for run in runs:
-        info = solver_info(run.sampler)
-        if run.budget < minimum_nfe(run.sampler):
-            assert run.steps is None and "at least" in run.reason
-            continue
+        sampler = entry_sampler(run.sampler, "lambda", schedule, "data")
         if run.steps is None:
-            assert "same" in run.reason
+            assert "at least" in run.reason or "same" in run.reason
+            if "at least" in run.reason:
+                assert sampler.calls(1) > run.budget
             continue
-        start = info.start_extra_nfe if run.steps > 1 else 0
-        assert run.nfe == start + run.steps * info.nfe_per_step <= run.budget
-        assert run.budget - run.nfe < info.nfe_per_step + start or run.steps == 1
+        # the most steps whose counted calls fit in the budget
+        assert run.nfe == sampler.calls(run.steps) <= run.budget
+        assert sampler.calls(run.steps + 1) > run.budget
     heun = {run.budget: run for run in runs if run.sampler == "heun-ode"}
-    per_step = solver_info("heun-ode").nfe_per_step
-    assert heun[per_step + 1].steps is None and "same" in heun[per_step + 1].reason
+    assert heun[1].steps is None and "at least 2" in heun[1].reason
+    assert heun[3].steps is None and "same" in heun[3].reason
+    ms3 = {run.budget: run for run in runs if run.sampler == "ms3"}
+    assert ms3[4].steps == 4  # the warm-up start spends no extra call
 
 
 # ---------------------------------------------------------------------------------------------
@@ -249,7 +255,9 @@ def test_a_run_that_diverges_without_overflow_is_recorded_as_diverged(schedule):
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"samplers": ("mrs-ode-4-data",)}, "unknown solver"),
+        ({"samplers": ("mrs-ode-4-data",)}, "unknown sampler"),
+        ({"samplers": ("ms3@sparse",)}, "unknown grid"),
+        ({"grid": "cubic"}, "unknown grid"),
         ({"samplers": ()}, "no samplers"),
         ({"samplers": ("posterior", "posterior")}, "repeat"),
         ({"nfes": ()}, "no NFE"),
@@ -328,7 +336,7 @@ def test_benchmark_quality_runs_end_to_end_on_a_tiny_config(tmp_path, capsys):
     ("arguments", "message"),
     [
         (["--nfe", "3,x"], "--nfe must be a comma-separated list"),
-        (["--samplers", "mrs-ode-9-data"], "unknown solver"),
+        (["--samplers", "mrs-ode-9-data"], "unknown sampler"),
         (["--task", "sharpen"], "unknown task"),
         (["--crop", "8"], "crop must be an integer"),
     ],

@@ -95,12 +95,13 @@ def test_solver_reports_the_orders_the_registry_declares(solver):
         assert info.order is None
         assert info.strong_order is not None and info.weak_order is not None
     if info.family == "mrs":
-        method, order, prediction = parse_mrs_id(solver)
-        assert (sampler.method, sampler.order, sampler.solver_prediction) == (
+        method, order, prediction, corrector = parse_mrs_id(solver)
+        assert (sampler.method, sampler.order, sampler.solver_prediction, sampler.corrector) == (
             method,
             order,
             prediction,
+            corrector,
         )
-        assert order in ORDERS[method]
+        assert order in ORDERS[method] and info.corrector == corrector
         declared = info.order if method == "ode" else info.weak_order
-        assert declared == order
+        assert declared == order + (corrector is not None)

@@ -13,10 +13,19 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
-from mrs_numerics.cli import benchmark, codegen, degrade, models, restore, train, verify
+from mrs_numerics.cli import benchmark, codegen, degrade, models, restore, train, tune, verify
 from mrs_numerics.cli.common import EXIT_USAGE, EXPECTED_ERRORS
 
-SUBCOMMANDS: tuple[ModuleType, ...] = (codegen, verify, train, models, degrade, restore, benchmark)
+SUBCOMMANDS: tuple[ModuleType, ...] = (
+    codegen,
+    verify,
+    train,
+    models,
+    degrade,
+    tune,
+    restore,
+    benchmark,
+)
 """The subcommand modules, in the order ``--help`` lists them."""
 
 

@@ -34,7 +34,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     quality.add_argument("--seeds", type=int, help="number of seeds (0 … N − 1)")
     quality.add_argument("--crop", type=int, help="centre-crop side in pixels")
     quality.add_argument("--nfe", metavar="LIST", help="NFE budgets, e.g. 3,5,10,20")
-    quality.add_argument("--samplers", metavar="LIST", help="solver ids, comma-separated")
+    quality.add_argument(
+        "--samplers",
+        metavar="LIST",
+        help="comma-separated solver ids or few-step variants, each optionally NAME@GRID"
+        " (e.g. ms3@tuned,ms3@lambda,euler-ode)",
+    )
+    quality.add_argument(
+        "--grid",
+        choices=("tuned", "lambda", "time", "karras"),
+        help="grid of entries without @GRID (default lambda; tuned: the network's shipped"
+        " tuned grids, budgets without one skipped)",
+    )
     quality.add_argument(
         "--reference-steps",
         type=int,
@@ -75,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
         crop=args.crop,
         nfes=list_option("--nfe", args.nfe, int),
         samplers=list_option("--samplers", args.samplers, str),
+        grid=args.grid,
         device=args.device,
         reference_steps=args.reference_steps,
         sde_refinement=args.sde_refinement,

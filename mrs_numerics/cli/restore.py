@@ -24,7 +24,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("-o", "--out", required=True, metavar="OUT", help="output file or folder")
     parser.add_argument("--task", help="the task; picks its shipped network. " + task_help())
     parser.add_argument(
-        "--sampler", default="mrs-ode-2-data", metavar="ID", help="solver id (mrs_numerics.solvers)"
+        "--sampler",
+        metavar="ID",
+        help="a solver id (mrs_numerics.solvers) or a few-step variant (default: the default"
+        " variant, see mrs_numerics.solvers.presets)",
+    )
+    parser.add_argument(
+        "--grid",
+        choices=("tuned", "lambda", "time", "karras"),
+        help="step grid: tuned (shipped for a variant, network and NFE) or a spacing; default:"
+        " tuned where one ships, else lambda",
     )
     parser.add_argument(
         "--nfe", type=int, default=10, help="network calls per image, converted to steps"
@@ -44,21 +53,22 @@ def run(args: argparse.Namespace) -> int:
     from mrs_numerics.models.registry import shipped_network
     from mrs_numerics.restoration.paths import image_pairs
     from mrs_numerics.restoration.restore import (
-        nfe_for_steps,
+        check_request,
+        choose_sampling,
         resolve_device,
         restore,
-        steps_for_nfe,
     )
 
     if args.task is None and args.model is None:
         raise ValueError("give --task (to use its shipped network) or --model NAME")
     if args.task is not None:
         task(args.task)
-    steps = steps_for_nfe(args.sampler, args.nfe)
+    check_request(args.sampler, args.nfe, args.grid)
     device = resolve_device(args.device)
     pairs = image_pairs(Path(args.input), Path(args.out))
     name, net, info = shipped_network(args.task, args.model)
     schedule = schedules.get(info.schedule, max_sigma=info.max_sigma)
+    chosen = choose_sampling(schedule, info.prediction, args.nfe, args.sampler, args.grid, name)
     for index, (source, target) in enumerate(pairs):
         restored = restore(
             read_image(source),
@@ -69,12 +79,13 @@ def run(args: argparse.Namespace) -> int:
             nfe=args.nfe,
             seed=args.seed + index,
             device=device,
+            grid=args.grid,
+            model_name=name,
         )
         write_image(target, restored)
         say(f"{source} -> {target}")
     say(
         f"restored {len(pairs)} image(s) with {name} ({info.task}, {info.prediction} prediction)"
-        f" and {args.sampler}: {steps} steps, {nfe_for_steps(args.sampler, steps)} network calls"
-        " each"
+        f" and {chosen.description}: {chosen.steps} steps, {chosen.nfe} network calls each"
     )
     return 0

@@ -6,19 +6,39 @@ task (see ``mrs-numerics models``);
 images (the MR process's mean μ) to the network's multiple, samples from the prior μ + σ_T ξ to
 the clean end with ``sampler``, clamps to [0, 1] and crops back. The budget is counted in
 network calls (NFE) and converted to steps with the solver registry's declared cost.
+
+**Sampler and grid** ([`choose_sampling`][mrs_numerics.restoration.restore.choose_sampling]).
+``sampler`` is a solver id or the name of a few-step variant
+([`FEW_STEP_VARIANTS`][mrs_numerics.solvers.presets.FEW_STEP_VARIANTS]); by default the variant
+[`DEFAULT_FEW_STEP_VARIANT`][mrs_numerics.solvers.presets.DEFAULT_FEW_STEP_VARIANT]. ``grid`` is
+``"tuned"`` (a grid fitted to the network's converged output, shipped for a variant, a shipped
+network and a budget), ``"lambda"``, ``"time"`` or ``"karras"``. By default a variant on a
+shipped network uses its tuned grid where one ships for the budget, else the uniform-λ grid;
+the choice made is reported in [`Sampling.description`][mrs_numerics.restoration.restore.Sampling].
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 
 from mrs_numerics import schedules
 from mrs_numerics.imaging.padding import pad_to_multiple, unpad
 from mrs_numerics.models.registry import shipped_network
+from mrs_numerics.models.tuned_grids import TunedGrid, shipped_grid, shipped_grids
+from mrs_numerics.schedules.grids import SPACINGS
+from mrs_numerics.solvers.base import SamplerBase
 from mrs_numerics.solvers.factory import make_sampler
-from mrs_numerics.solvers.registry import solver_info
+from mrs_numerics.solvers.presets import DEFAULT_FEW_STEP_VARIANT, FEW_STEP_VARIANTS
+from mrs_numerics.solvers.registry import SOLVERS, solver_info
+
+LOGGER = logging.getLogger(__name__)
+
+GRIDS = ("tuned", *SPACINGS)
+"""Grid choices of ``restore`` and ``benchmark quality``: a shipped tuned grid or a spacing."""
 
 MAX_NFE = 10_000
 """Budgets above this many network calls are refused as a mistake."""
@@ -68,15 +88,141 @@ def resolve_device(name: str | torch.device) -> torch.device:
     return device
 
 
+@dataclass
+class Sampling:
+    """A sampler, its grid for one budget, and a sentence saying what was chosen.
+
+    Attributes:
+        sampler: The sampler (options applied).
+        name: The solver id or variant name asked for.
+        grid: ``"tuned"``, ``"lambda"``, ``"time"`` or ``"karras"``.
+        steps: The steps of the run.
+        nfe: The network calls of the run.
+        timesteps: The tuned grid's times (None for a spacing).
+        description: What was chosen, e.g. "ms3 (mrs-ode-3-data, start=warmup, …) on its
+            tuned grid for denoise-data at 5 NFE (held-out fidelity 47.1 dB)".
+    """
+
+    sampler: SamplerBase
+    name: str
+    grid: str
+    steps: int
+    nfe: int
+    timesteps: torch.Tensor | None
+    description: str
+
+    def sample(self, model, mu, **kwargs):
+        """``sampler.sample`` on this grid."""
+        if self.timesteps is not None:
+            return self.sampler.sample(model, mu, timesteps=self.timesteps, **kwargs)
+        return self.sampler.sample(model, mu, steps=self.steps, **kwargs)
+
+
+def choose_sampling(
+    schedule,
+    model_prediction: str,
+    nfe: int,
+    sampler: str | None = None,
+    grid: str | None = None,
+    model_name: str = "",
+) -> Sampling:
+    """The sampler and grid of a run under a budget of ``nfe`` network calls.
+
+    Args:
+        schedule: The network's schedule.
+        model_prediction: What the network returns.
+        nfe: The budget of network calls.
+        sampler: A solver id or a few-step variant's name; None for the default variant.
+        grid: ``"tuned"``, a spacing, or None: the tuned grid where one ships for
+            (``model_name``, variant, ``nfe``), else uniform in λ.
+        model_name: The shipped network's name ("" for another network: no tuned grids).
+
+    Raises:
+        ValueError: For an unknown sampler or grid, a budget too small for one step, or
+            ``grid="tuned"`` where no tuned grid ships (the message lists those that do).
+    """
+    name = DEFAULT_FEW_STEP_VARIANT if sampler is None else sampler
+    if grid is not None and grid not in GRIDS:
+        raise ValueError(f"unknown grid {grid!r}; allowed: {', '.join(GRIDS)}")
+    solver_id, options = named_sampler(name)
+    if isinstance(nfe, bool) or not isinstance(nfe, int):
+        raise ValueError(f"the NFE budget must be an integer, got {nfe!r}")
+    if nfe > MAX_NFE:
+        raise ValueError(f"an NFE budget of {nfe} is absurd; at most {MAX_NFE} network calls")
+    label = name if name == solver_id else f"{name} ({_settings(solver_id, options)})"
+    tuned = shipped_grid(model_name, name, nfe) if model_name else None
+    if grid == "tuned" and tuned is None:
+        raise ValueError(_no_tuned_grid(model_name, name, nfe))
+    if tuned is not None and grid in (None, "tuned"):
+        built = make_sampler(solver_id, schedule, model_prediction, **options)
+        heldout = tuned.heldout_fidelity_db
+        measured = "" if heldout is None else f" (held-out fidelity {heldout:.1f} dB)"
+        return Sampling(
+            built,
+            name,
+            "tuned",
+            tuned.steps,
+            built.calls(tuned.steps),
+            tuned.timesteps,
+            f"{label} on its tuned grid for {model_name} at {nfe} NFE{measured}",
+        )
+    spacing = grid or "lambda"
+    built = make_sampler(solver_id, schedule, model_prediction, grid=spacing, **options)
+    steps, calls = built.steps_within(nfe)
+    why = ""
+    if grid is None and name in FEW_STEP_VARIANTS:
+        why = f" (no tuned grid ships for {model_name or 'this network'} at {nfe} NFE)"
+    return Sampling(built, name, spacing, steps, calls, None, f"{label} on the {spacing} grid{why}")
+
+
+def named_sampler(name: str) -> tuple[str, dict]:
+    """(solver id, options) of a solver id or a few-step variant's name."""
+    if name in FEW_STEP_VARIANTS:
+        variant = FEW_STEP_VARIANTS[name]
+        return variant.solver_id, dict(variant.options)
+    try:
+        solver_info(name)
+    except ValueError:
+        raise ValueError(
+            f"unknown sampler {name!r}; known solvers: {', '.join(sorted(SOLVERS))}; few-step "
+            f"variants: {', '.join(FEW_STEP_VARIANTS)}"
+        ) from None
+    return name, {}
+
+
+def check_request(sampler: str | None, nfe: int, grid: str | None = None) -> None:
+    """Refuse an unknown sampler or grid, or a budget it cannot spend, before any network loads."""
+    choose_sampling(
+        schedules.get("cosine"), "noise", nfe, sampler, "lambda" if grid == "tuned" else grid
+    )
+
+
+def _settings(solver_id: str, options: dict) -> str:
+    return ", ".join([solver_id, *(f"{key}={value}" for key, value in options.items())])
+
+
+def _no_tuned_grid(model_name: str, name: str, nfe: int) -> str:
+    if not model_name:
+        return "tuned grids ship only for the shipped networks; pass model_name or another grid"
+    shipped = sorted({(g.variant, g.nfe) for g in shipped_grids(model_name) if g.variant})
+    listing = ", ".join(f"{v}@{n}" for v, n in shipped) or "none"
+    return (
+        f"no tuned grid ships for {model_name} with {name!r} at {nfe} NFE; shipped "
+        f"(variant@NFE): {listing}"
+    )
+
+
 def restore(
     images: torch.Tensor,
     model: Callable,
     model_prediction: str,
     task_schedule,
-    sampler: str = "mrs-ode-2-data",
+    sampler: str | None = None,
     nfe: int = 10,
     seed: int = 0,
     device: str | torch.device = "cpu",
+    grid: str | TunedGrid | None = None,
+    model_name: str = "",
 ) -> torch.Tensor:
     """Restored images, shaped like ``images`` (``[3, H, W]`` or ``[B, 3, H, W]``, any H, W).
 
@@ -91,11 +237,15 @@ def restore(
         model_prediction: What ``model`` returns: ``"noise"``, ``"data"``, ``"velocity"`` or
             ``"score"``.
         task_schedule: The schedule the network was trained on.
-        sampler: A solver id of [`SOLVERS`][mrs_numerics.solvers.registry.SOLVERS].
-        nfe: The budget of network calls, converted to steps with
-            [`steps_for_nfe`][mrs_numerics.restoration.restore.steps_for_nfe].
+        sampler: A solver id of [`SOLVERS`][mrs_numerics.solvers.registry.SOLVERS] or a
+            few-step variant's name; None for the default variant.
+        nfe: The budget of network calls (the most steps whose run fits in it).
         seed: Seeds the generator of the prior noise and any SDE noise.
         device: Where the sampling runs (and the generator lives).
+        grid: ``"tuned"``, ``"lambda"``, ``"time"``, ``"karras"``, a
+            [`TunedGrid`][mrs_numerics.models.tuned_grids.TunedGrid], or None (see
+            [`choose_sampling`][mrs_numerics.restoration.restore.choose_sampling]).
+        model_name: The shipped network's name, for its tuned grids.
 
     Returns:
         The restored images.
@@ -104,8 +254,15 @@ def restore(
         ValueError: If the budget is too small for ``sampler`` (or above ``MAX_NFE``), the
             images are not ``[3, H, W]`` or ``[B, 3, H, W]``, or ``device`` is unavailable.
     """
-    steps = steps_for_nfe(sampler, nfe)
-    solver = make_sampler(sampler, task_schedule, model_prediction)
+    if isinstance(grid, TunedGrid):
+        chosen = choose_sampling(task_schedule, model_prediction, nfe, sampler, "lambda")
+        if grid.nfe > nfe:
+            raise ValueError(f"the tuned grid makes {grid.nfe} network calls, the budget is {nfe}")
+        chosen.timesteps, chosen.grid = grid.timesteps, "tuned"
+        chosen.steps, chosen.nfe = grid.steps, chosen.sampler.calls(grid.steps)
+    else:
+        chosen = choose_sampling(task_schedule, model_prediction, nfe, sampler, grid, model_name)
+    LOGGER.info("restore: %s", chosen.description)
     if images.ndim not in (3, 4):
         raise ValueError(f"need a [C, H, W] image or [B, C, H, W] batch, got {tuple(images.shape)}")
     device = resolve_device(device)
@@ -117,7 +274,7 @@ def restore(
     )
     generator = torch.Generator(device).manual_seed(seed)
     with torch.inference_mode():
-        result = solver.sample(model, mu, steps=steps, generator=generator)
+        result = chosen.sample(model, mu, generator=generator)
     restored = unpad(result.x, size).clamp(0.0, 1.0).to(images.device)
     return restored[0] if images.ndim == 3 else restored
 
@@ -126,14 +283,16 @@ def restore_shipped(
     images: torch.Tensor,
     task: str | None = None,
     model: str | None = None,
-    sampler: str = "mrs-ode-2-data",
+    sampler: str | None = None,
     nfe: int = 10,
     seed: int = 0,
     device: str | torch.device = "cpu",
+    grid: str | None = None,
 ) -> torch.Tensor:
     """[`restore`][mrs_numerics.restoration.restore.restore] with a shipped network.
 
-    The network's own prediction type and schedule are used (see ``mrs-numerics models``).
+    The network's own prediction type, schedule and tuned grids are used (see ``mrs-numerics
+    models``).
 
     Args:
         images: Degraded images in [0, 1], ``[3, H, W]`` or ``[B, 3, H, W]``.
@@ -141,10 +300,12 @@ def restore_shipped(
             (data-prediction networks first).
         model: A shipped network by name (e.g. ``"denoise-data"``); with ``task`` too, it must
             restore that task. Give ``task``, ``model`` or both.
-        sampler: A solver id of [`SOLVERS`][mrs_numerics.solvers.registry.SOLVERS].
+        sampler: A solver id or a few-step variant's name; None for the default variant.
         nfe: The budget of network calls.
         seed: Seeds the prior noise and any SDE noise.
         device: Where the sampling runs.
+        grid: ``"tuned"``, ``"lambda"``, ``"time"``, ``"karras"`` or None (the tuned grid where
+            one ships for the budget, else uniform in λ).
 
     Returns:
         The restored images, shaped like ``images``.
@@ -153,6 +314,6 @@ def restore_shipped(
         ValueError: If neither ``task`` nor ``model`` is given, they disagree, or an argument
             of [`restore`][mrs_numerics.restoration.restore.restore] is refused.
     """
-    _, net, info = shipped_network(task, model)
+    name, net, info = shipped_network(task, model)
     schedule = schedules.get(info.schedule, max_sigma=info.max_sigma)
-    return restore(images, net, info.prediction, schedule, sampler, nfe, seed, device)
+    return restore(images, net, info.prediction, schedule, sampler, nfe, seed, device, grid, name)

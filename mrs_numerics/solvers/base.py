@@ -8,6 +8,7 @@ happen here, once for every sampler.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import torch
@@ -25,6 +26,7 @@ from mrs_numerics.solvers.engine import (
 from mrs_numerics.solvers.options import SamplerOptions
 from mrs_numerics.solvers.protocols import Model, NoiseSource
 from mrs_numerics.solvers.randomness import GeneratorNoise, Generators, randn
+from mrs_numerics.solvers.registry import solver_info
 
 
 class SamplerBase:
@@ -65,7 +67,7 @@ class SamplerBase:
                 "give exactly one of steps (a number of steps) or timesteps (explicit times)"
             )
         if timesteps is not None:
-            return grids.explicit(self.schedule, timesteps)
+            return grids.explicit(self.schedule, getattr(timesteps, "timesteps", timesteps))
         assert steps is not None
         return self.timesteps(steps)
 
@@ -77,7 +79,46 @@ class SamplerBase:
         ``dtype`` is the dtype of μ (half precisions are planned in float32, as ``sample`` runs
         them).
         """
+        timesteps = getattr(timesteps, "timesteps", timesteps)
         return self._plans.get(steps, timesteps, device, master_dtype(dtype))
+
+    def calls(self, steps: int) -> int:
+        """The network calls a run of ``steps`` steps makes with these options.
+
+        Counted by running the compiled plan with a zero model on a 1-pixel input, so every
+        start, corrector, per-step cost and ``denoise_last`` counts exactly as it happens.
+        """
+        probe = torch.zeros(1, 1, dtype=torch.float64)
+
+        def zero(x, t, mu):
+            return torch.zeros_like(x)
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the compile-time advice is for real runs
+            plan = self.plan(steps, dtype=torch.float64)  # not cached: only counted
+        return run(plan, zero, probe, probe, self.options, _zero_noise).nfe
+
+    def steps_within(self, nfe: int) -> tuple[int, int]:
+        """(steps, calls): the most steps whose run makes at most ``nfe`` network calls.
+
+        Starts from the registry's declared cost and corrects it by counting
+        ([`calls`][mrs_numerics.solvers.base.SamplerBase.calls]).
+        """
+        if isinstance(nfe, bool) or not isinstance(nfe, int):
+            raise ValueError(f"the NFE budget must be an integer, got {nfe!r}")
+        info = solver_info(self.solver_id)
+        steps = max(1, (nfe - info.start_extra_nfe) // info.nfe_per_step)
+        while steps > 1 and self.calls(steps) > nfe:
+            steps -= 1
+        calls = self.calls(steps)
+        if calls > nfe:
+            raise ValueError(
+                f"{self.solver_id} needs at least {calls} network calls for one step, got an "
+                f"NFE budget of {nfe}"
+            )
+        while (more := self.calls(steps + 1)) <= nfe:
+            steps, calls = steps + 1, more
+        return steps, calls
 
     def final_evaluation(self, times: torch.Tensor) -> Evaluation | None:
         """The ``denoise_last`` evaluation at the grid's last time, or None when it is off."""
@@ -107,8 +148,10 @@ class SamplerBase:
                 tensor ``[batch]`` in the schedule's time unit.
             mu: The condition μ (the degraded images), ``[batch, ...]``, floating point.
             steps: The number of steps on the sampler's grid (give this or ``timesteps``).
-            timesteps (Sequence[float] | torch.Tensor | None): Explicit decreasing times
-                t_0 > … > t_N (give this or ``steps``).
+            timesteps (Sequence[float] | torch.Tensor | TunedGrid | None): Explicit decreasing
+                times t_0 > … > t_N, or a tuned grid (its ``timesteps``; see
+                [`tune_timesteps`][mrs_numerics.tuning.fit.tune_timesteps]); give this or
+                ``steps``.
             x_T: The start state; default the prior μ + σ(t_0)·ξ (≈ μ + Λξ at t_max).
             generator: A ``torch.Generator``, or a list with one per sample (per-sample
                 seeds), for the prior and the SDE noise.
@@ -131,6 +174,10 @@ class SamplerBase:
             x_T = prior_sample(self.schedule, mu, plan.timesteps[0], generator)
         noise = noise or self.options.noise_fn or GeneratorNoise(generator)
         return run(plan, model, x_T, mu, self.options, noise, callback, progress, return_trajectory)
+
+
+def _zero_noise(step, t_from, t_to, shape, dtype, device):
+    return torch.zeros(shape, dtype=dtype, device=device)
 
 
 def _check_inputs(mu, x_T):

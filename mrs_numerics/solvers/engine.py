@@ -10,8 +10,11 @@ divergence checks, GPU capture) is made here.
 
 1. *Evaluation.* Each step first evaluates the model once at (x_s, t_from), label ``m0``; a
    stage with an ``evaluate`` then evaluates it at its own stage state (singlestep stages,
-   Heun's corrector). The model sees the state in the input dtype and ``t`` as a float64
-   tensor ``[batch]``; every evaluation counts one NFE.
+   Heun's corrector, the MR Sampler's predictor before its corrector). A step without a first
+   evaluation (``first`` None) takes as m0 the output its predecessor carried (``carry``: the
+   MR Sampler's call at its predicted, uncorrected state, see
+   [Corrector](../theory.md#corrector)); no call is made for it. The model sees the state in the
+   input dtype and ``t`` as a float64 tensor ``[batch]``; every call counts one NFE, once.
 2. *Conversion.* An output is converted to the plan's prediction form right after its call,
    with the (rounded) state the network saw, not the master state: a noise prediction is
    consistent with its own input, and converting it with a different x would divide the
@@ -20,10 +23,12 @@ divergence checks, GPU capture) is made here.
 3. *Stages.* Every stage is ``linear_step(x_s, μ, outputs[labels], coefficients[, z])``; the
    step's result is its last stage. Stochastic stages draw z from the noise source, told the
    step index and the interval (t_from, t_to), once per stage, in stage order.
-4. *History.* After the step, ``m0`` is pushed on the history of earlier outputs
-   (``m1``, ``m2``, … for multistep updates), kept to ``plan.history`` entries.
-5. *Non-finite values.* A flag on the device records the first step whose model output had
-   NaN/Inf (no host synchronisation per step); it is read once after the loop and reported as
+4. *History.* After the step, ``m0`` (evaluated or carried) is pushed on the history of
+   earlier outputs (``m1``, ``m2``, … for multistep updates), kept to ``plan.history`` entries;
+   the output labelled ``step.carry`` is kept for the next step's m0.
+5. *Non-finite values.* A flag on the device records the first step whose model call returned
+   NaN/Inf (no host synchronisation per step): a carried output is charged to the step that
+   made the call. It is read once after the loop and reported as
    [`NonFiniteError`][mrs_numerics.solvers.engine.NonFiniteError] with that step. A state that
    turns non-finite with finite outputs is reported as solver divergence.
 6. *Precision.* float16/bfloat16 inputs are carried in a float32 master state; the result is
@@ -74,13 +79,18 @@ class Stage:
 
 @dataclass
 class Step:
-    """One step t_from → t_to: a first evaluation at (x_s, t_from) labelled m0, then stages."""
+    """One step t_from → t_to: m0, then stages.
+
+    ``first`` evaluates m0 at (x_s, t_from); None takes the output the previous step carried.
+    ``carry`` names the output (a stage's ``evaluate`` label) passed on as the next step's m0.
+    """
 
     t_from: float
     t_to: float
-    first: Evaluation
+    first: Evaluation | None
     stages: list[Stage]
     description: str = ""
+    carry: str | None = None
 
 
 @dataclass
@@ -206,10 +216,13 @@ def run(
         first_bad = torch.where(bad & (first_bad < 0), step_index, first_bad)
         return limited
 
+    check_plan(plan)
     history: list[torch.Tensor] = []
+    carried: torch.Tensor | None = None
     bar = tqdm(plan.steps, disable=not progress, desc="sampling", leave=False)
     for index, step in enumerate(bar):
-        m0 = evaluate(state, step.first, index)
+        m0 = carried if step.first is None else evaluate(state, step.first, index)
+        assert m0 is not None
         outputs = {"m0": m0}
         outputs.update({f"m{j + 1}": h for j, h in enumerate(history)})
         y = state
@@ -224,6 +237,7 @@ def run(
                 outputs[stage.evaluate.label] = evaluate(y, stage.evaluate, index)
         state = y
         history = [m0, *history][: plan.history]
+        carried = None if step.carry is None else outputs[step.carry]
         if return_trajectory:
             trajectory.append(state.to(out_dtype))
         if callback is not None:
@@ -249,6 +263,25 @@ def run(
         if return_trajectory:
             trajectory.append(state.to(out_dtype))
     return SampleResult(state.to(out_dtype), nfe, plan.timesteps, trajectory)
+
+
+def check_plan(plan: Plan) -> None:
+    """Refuse a plan whose step takes a carried m0 that its predecessor does not carry.
+
+    A carried label must be the ``evaluate`` label of one of the step's stages.
+    """
+    carried = None
+    for index, step in enumerate(plan.steps):
+        if step.first is None and carried is None:
+            raise ValueError(
+                f"step {index} takes its m0 from the previous step, which carries no output"
+            )
+        labels = {stage.evaluate.label for stage in step.stages if stage.evaluate is not None}
+        if step.carry is not None and step.carry not in labels:
+            raise ValueError(
+                f"step {index} carries {step.carry!r}, which none of its stages evaluates"
+            )
+        carried = step.carry
 
 
 def _limit_data(converted, prediction, y, mu, ev: Evaluation, options: SamplerOptions):

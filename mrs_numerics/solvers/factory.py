@@ -16,7 +16,7 @@ def make_sampler(
 
     Args:
         solver_id: A canonical id of [`SOLVERS`][mrs_numerics.solvers.registry.SOLVERS],
-            e.g. ``"mrs-ode-2-data"`` or ``"posterior"``.
+            e.g. ``"mrs-ode-2-data"``, ``"mrs-ode-2-data-unic"`` or ``"posterior"``.
         schedule: The MR schedule.
         model_prediction: What the model returns (noise, data, velocity or score).
         **options (Any): Keyword options of
@@ -32,6 +32,13 @@ def make_sampler(
     """
     info = solver_info(solver_id)
     if info.family == "mrs":
-        method, order, prediction = parse_mrs_id(solver_id)
-        return MRSampler(schedule, method, order, prediction, model_prediction, **options)
+        if "corrector" in options:
+            raise ValueError(
+                "the corrector is part of the solver id (e.g. 'mrs-ode-2-data-unic'); "
+                "do not pass corrector= to make_sampler"
+            )
+        method, order, prediction, corrector = parse_mrs_id(solver_id)
+        return MRSampler(
+            schedule, method, order, prediction, model_prediction, corrector=corrector, **options
+        )
     return BaselineSampler(schedule, solver_id, model_prediction, **options)

@@ -20,8 +20,18 @@ multistep-3; orders 1 and 2 need nothing extra (a first-order first step has loc
 enough for global order 2). ``start="warmup"`` is the classical DPM-Solver warm-up (orders 1, 2, …
 on the first steps, no extra call) which caps order 3 at 2.
 
-**lower_order_final** (default True) lowers the order of the last steps when N < 15 steps
-(order ≤ steps left), which stabilises very few-step sampling; switch it off for order studies.
+**Corrector** (see [Corrector](../theory.md#corrector)). ``corrector="unic"`` (ODE, orders 1, 2)
+follows each multistep predictor of order k with one call at the predicted state and recomputes
+the step through that output (order k + 1); the output is the next step's m0, so the run still
+makes one call per step. The last step is the predictor alone (its call would be an extra one).
+A grid ending where σ = 0 returns the data prediction at the last predicted state.
+
+**lower_order_final** lowers the order of the last steps when N < 15 steps (order ≤ steps left).
+The default (None) follows the measurement in
+[`LOWER_ORDER_FINAL_DEFAULTS`][mrs_numerics.solvers.mr_sampler.LOWER_ORDER_FINAL_DEFAULTS]: off
+for the ODE (it costs 1–3 dB of solver fidelity at 3–10 NFE on the shipped networks), except
+the noise-form corrector; on for the SDE (not re-measured; the official setting). The table
+behind it is in the docs' "Few-step sampling" page (``benchmarks/few_step_defaults.py``).
 
 **σ = 0 end.** A grid ending where σ = 0 (IR-SDE tables with α₀ = 1) takes its last step as the
 exact limit of the first-order data-form step: the data prediction. The noise form is undefined
@@ -46,6 +56,19 @@ from mrs_numerics.solvers.protocols import NoiseSource
 
 STARTS = ("singlestep", "warmup")
 """Start procedures: order-preserving singlestep first step, or the classical warm-up."""
+LOWER_ORDER_FINAL_DEFAULTS: dict[tuple[str, str, str | None], bool] = {
+    ("ode", "data", None): False,
+    ("ode", "noise", None): False,
+    ("ode", "data", "unic"): False,
+    ("ode", "noise", "unic"): True,
+    ("sde", "data", None): True,
+    ("sde", "noise", None): True,
+}
+"""Default lower_order_final per (method, solver prediction, corrector), from
+``benchmarks/few_step_defaults.py`` on ``denoise-data`` (held-out 64² crops, uniform λ, NFE
+3–15): switching it off raised the fidelity of every ODE multistep of order ≥ 2 at 3–10 NFE by
+0.6–3 dB (order 3 is mixed at 4–5 NFE and better at ≥ 6), and lowered only that of the
+noise-form corrector. The SDE keeps the official setting."""
 LOWER_ORDER_FINAL_BELOW = 15
 """lower_order_final acts when the run has fewer steps than this (as in diffusers)."""
 SINGLESTEP_START_POSITION = 0.5
@@ -68,8 +91,11 @@ class MRSampler(SamplerBase):
         grid: Step spacing for ``steps=N``: ``"lambda"`` (default), ``"time"``,
             ``"karras"``.
         lower_order_final: Lower the order of the last steps (order ≤ steps left) when the
-            run has fewer than 15 steps.
+            run has fewer than 15 steps; None (default): the measured default of
+            [`LOWER_ORDER_FINAL_DEFAULTS`][mrs_numerics.solvers.mr_sampler.LOWER_ORDER_FINAL_DEFAULTS].
         start: ``"singlestep"`` (order-preserving; +1 call for order 3) or ``"warmup"``.
+        corrector: None, or ``"unic"`` (ODE orders 1, 2): the UniC-style corrector, order
+            + 1 at no extra call.
         t_start: First (noisiest) time of the grid; default the schedule's ``t_max``.
         t_end: Last time; default ``t_min``, or where σ/Λ = 2e-3 if σ(t_min) = 0.
         lam_min: Start no noisier than λ = lam_min.
@@ -90,8 +116,9 @@ class MRSampler(SamplerBase):
         model_prediction: str = "noise",
         *,
         grid: str = "lambda",
-        lower_order_final: bool = True,
+        lower_order_final: bool | None = None,
         start: str = "singlestep",
+        corrector: str | None = None,
         t_start: float | None = None,
         t_end: float | None = None,
         lam_min: float | None = None,
@@ -111,6 +138,7 @@ class MRSampler(SamplerBase):
         check_prediction(solver_prediction, SOLVER_PREDICTIONS)
         if start not in STARTS:
             raise ValueError(f"unknown start {start!r}; allowed: {', '.join(STARTS)}")
+        self._corrector_update = _corrector_update(method, order, solver_prediction, corrector)
         options = SamplerOptions(
             model_prediction=model_prediction,
             grid=grid,
@@ -127,8 +155,11 @@ class MRSampler(SamplerBase):
         self.method = method
         self.order = order
         self.solver_prediction = solver_prediction
+        if lower_order_final is None:
+            lower_order_final = LOWER_ORDER_FINAL_DEFAULTS[method, solver_prediction, corrector]
         self.lower_order_final = bool(lower_order_final)
         self.start = start
+        self.corrector = corrector
         self._start_update = (
             registry.start_update(method, solver_prediction, order)
             if start == "singlestep"
@@ -137,8 +168,8 @@ class MRSampler(SamplerBase):
 
     @property
     def solver_id(self) -> str:  # type: ignore[override]
-        """Canonical id, e.g. ``mrs-ode-2-data``."""
-        return registry.mrs_id(self.method, self.order, self.solver_prediction)
+        """Canonical id, e.g. ``mrs-ode-2-data`` or ``mrs-ode-2-data-unic``."""
+        return registry.mrs_id(self.method, self.order, self.solver_prediction, self.corrector)
 
     def __repr__(self) -> str:
         return (
@@ -148,11 +179,15 @@ class MRSampler(SamplerBase):
         )
 
     def step_orders(self, steps: int) -> list[int]:
-        """Order of each step: start procedure, declared order, lower_order_final."""
+        """Order of each step's multistep update (the predictor with a corrector).
+
+        From the start procedure, the declared order and lower_order_final; a corrected step
+        has one order more. A run of one step takes it at first order (no start call).
+        """
         orders = []
         for i in range(steps):
             available = min(self.order, i + 1)
-            if i == 0 and self._start_update is not None:
+            if i == 0 and self._start_update is not None and steps > 1:
                 available = self._start_update.order
             if self.lower_order_final and steps < LOWER_ORDER_FINAL_BELOW:
                 available = min(available, steps - i)
@@ -176,14 +211,23 @@ class MRSampler(SamplerBase):
         alphas, sigmas = sched.alpha(times), sched.sigma(times)
         orders = self.step_orders(n)
         steps_out = []
+        corrected = self._corrector_update is not None
         for i in range(n):
-            first = Evaluation("m0", float(times[i]), float(alphas[i]), float(sigmas[i]))
+            first = None
+            if i == 0 or not corrected:
+                first = Evaluation("m0", float(times[i]), float(alphas[i]), float(sigmas[i]))
             if float(sigmas[i + 1]) == 0.0:
                 stage = self._clean_end_stage()
                 steps_out.append(Step(float(times[i]), 0.0, first, [stage], "step to σ = 0"))
                 continue
-            stages, description = self._stages(i, orders[i], times, lams, alphas, sigmas)
-            steps_out.append(Step(float(times[i]), float(times[i + 1]), first, stages, description))
+            grid = (i, orders[i], times, lams, alphas, sigmas)
+            carry = None
+            if corrected and i < n - 1:
+                stages, description, carry = self._corrected(*grid)
+            else:
+                stages, description = self._stages(*grid)
+            t_from, t_to = float(times[i]), float(times[i + 1])
+            steps_out.append(Step(t_from, t_to, first, stages, description, carry))
         for step in steps_out:
             for stage in step.stages:
                 stage.coefficients = cast_coefficients(stage.coefficients, dtype, device)
@@ -221,6 +265,26 @@ class MRSampler(SamplerBase):
             update.name
         )
 
+    def _corrected(self, i, order, times, lams, alphas, sigmas):
+        """Predictor of ``order``, its call at λ_{i+1} (carried on), the corrector through it.
+
+        The call's label is the corrector's first (its node 1, the generated ``predictor``).
+        """
+        update = registry.corrector_update(self.method, self.solver_prediction, order)
+        assert update is not None
+        h = lams[i + 1] - lams[i]
+        ends = (alphas[i], sigmas[i], alphas[i + 1], sigmas[i + 1])
+        ratios = [(lams[i - j + 1] - lams[i - j]) / h for j in range(1, order)]
+        predictor, corrector = (
+            Stage(generated_coefficients(stage.function, h, ratios, *ends), stage.labels)
+            for stage in update.stages
+        )
+        label = corrector.labels[0]
+        predictor.evaluate = Evaluation(
+            label, float(times[i + 1]), float(alphas[i + 1]), float(sigmas[i + 1])
+        )
+        return [predictor, corrector], update.name, label
+
     def _clean_end_stage(self) -> Stage:
         if self.solver_prediction != "data":
             raise ValueError(
@@ -229,3 +293,21 @@ class MRSampler(SamplerBase):
                 f"{self.schedule.t_min}"
             )
         return Stage(data_step_to_clean(), ("m0",))
+
+
+def _corrector_update(method: str, order: int, prediction: str, corrector: str | None):
+    """The generated corrector of a corrected sampler (None without one); refuses the others."""
+    if corrector is None:
+        return None
+    if corrector not in registry.CORRECTORS:
+        allowed = ", ".join(registry.CORRECTORS)
+        raise ValueError(f"unknown corrector {corrector!r}; allowed: None, {allowed}")
+    if method != "ode":
+        raise ValueError(
+            f"the {corrector!r} corrector is derived and proved for the ODE only; "
+            "use method='ode' or corrector=None"
+        )
+    update = registry.corrector_update(method, prediction, order)
+    if update is None:
+        raise ValueError(f"the {corrector!r} corrector is not derived for ODE order {order}")
+    return update

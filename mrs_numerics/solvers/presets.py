@@ -10,12 +10,23 @@ from the official code: our third-order ODE starts with a singlestep step (+1 ne
 it keeps third order (``start="warmup"`` restores the classical warm-up), and between table indices
 our schedule interpolates Θ linearly and derives α, σ and λ from it, so λ = log(α/σ) holds exactly
 at every time.
+
+[`FEW_STEP_VARIANTS`][mrs_numerics.solvers.presets.FEW_STEP_VARIANTS] names the (solver, options)
+pairs that are best at ≤ 10 network calls, measured with ``mrs-numerics benchmark quality``; the
+shipped networks carry step grids tuned for them (``mrs-numerics tune``).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from typing import Any
+
 from mrs_numerics import schedules
+from mrs_numerics.schedules.protocol import Schedule
+from mrs_numerics.solvers.base import SamplerBase
+from mrs_numerics.solvers.factory import make_sampler
 from mrs_numerics.solvers.mr_sampler import MRSampler
+from mrs_numerics.solvers.registry import SOLVERS, solver_info
 
 
 def official_schedule() -> schedules.DiscreteSchedule:
@@ -43,13 +54,93 @@ def official_mrs(
         model_prediction: What the network returns (IR-SDE networks: ``"noise"``).
         **options (Any): Further keyword options of
             [`MRSampler`][mrs_numerics.solvers.mr_sampler.MRSampler]; they override the preset's
-            ``grid``, ``t_start`` and ``t_end``.
+            ``grid``, ``t_start``, ``t_end`` and ``lower_order_final`` (on, as in the official
+            code; the package default is measured, see
+            [`LOWER_ORDER_FINAL_DEFAULTS`][mrs_numerics.solvers.mr_sampler.LOWER_ORDER_FINAL_DEFAULTS]).
 
     Returns:
         The sampler.
     """
     schedule = official_schedule()
-    defaults = {"grid": "lambda", "t_start": float(schedule.t_max), "t_end": 0.0}
+    defaults = {
+        "grid": "lambda",
+        "t_start": float(schedule.t_max),
+        "t_end": 0.0,
+        "lower_order_final": True,
+    }
     return MRSampler(
         schedule, method, order, solver_prediction, model_prediction, **{**defaults, **options}
     )
+
+
+@dataclass(frozen=True)
+class FewStepVariant:
+    """A named few-step sampler: a solver id and the options it runs with.
+
+    Attributes:
+        name: The variant's name (used by ``--variant``, grid files and reports).
+        solver_id: A canonical id of [`SOLVERS`][mrs_numerics.solvers.registry.SOLVERS].
+        options: Keyword options of the sampler (e.g. ``start``, ``lower_order_final``).
+        description: One line for listings.
+    """
+
+    name: str
+    solver_id: str
+    options: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+    @property
+    def order(self) -> int:
+        """The global order the variant keeps: the solver's, capped at 2 by ``start="warmup"``.
+
+        The warm-up's first step is first order (local error O(h²)), which caps any order above
+        2 (see [Order-preserving start](../theory.md#order-preserving-start)).
+        """
+        order = solver_info(self.solver_id).order
+        if order is None:
+            raise ValueError(f"{self.solver_id} is an SDE solver: it has strong and weak orders")
+        return min(order, 2) if self.options.get("start") == "warmup" else order
+
+    def make(self, schedule: Schedule, model_prediction: str = "noise", **options) -> SamplerBase:
+        """The sampler of this variant on ``schedule`` (``options`` add to the variant's)."""
+        return make_sampler(
+            self.solver_id, schedule, model_prediction, **{**self.options, **options}
+        )
+
+
+def _variants(*variants: FewStepVariant) -> dict[str, FewStepVariant]:
+    return {v.name: v for v in variants if v.solver_id in SOLVERS}
+
+
+FEW_STEP_VARIANTS: dict[str, FewStepVariant] = _variants(
+    FewStepVariant(
+        "ms3",
+        "mrs-ode-3-data",
+        {"start": "warmup", "lower_order_final": False},
+        "third-order data-form multistep, classical warm-up (no extra call), full order to the end",
+    ),
+    FewStepVariant(
+        "ms2",
+        "mrs-ode-2-data",
+        {"lower_order_final": False},
+        "second-order data-form multistep, full order to the end",
+    ),
+    FewStepVariant(
+        "unic2",
+        "mrs-ode-2-data-unic",
+        {"lower_order_final": False},
+        "second-order data-form multistep with the UniC-style corrector (order 3, no extra call)",
+    ),
+)
+"""The named few-step variants, by name."""
+
+DEFAULT_FEW_STEP_VARIANT = "ms3"
+"""The variant ``restore`` uses when no sampler is named (see the docs' few-step table)."""
+
+
+def few_step_variant(name: str) -> FewStepVariant:
+    """The variant ``name`` (a clear error lists the known ones)."""
+    if name not in FEW_STEP_VARIANTS:
+        known = ", ".join(FEW_STEP_VARIANTS)
+        raise ValueError(f"unknown few-step variant {name!r}; known variants: {known}")
+    return FEW_STEP_VARIANTS[name]

@@ -3,13 +3,17 @@
 Ids (used everywhere: Python, CLI, JSON, reports):
 
 - ``mrs-<ode|sde>-<order>-<data|noise>``: the MR Sampler (ODE orders 1–3, SDE orders 1–2);
+- ``mrs-ode-<p>-<data|noise>-unic``: the MR Sampler's ODE multistep of order p with the UniC-style
+  corrector (see [Corrector](../theory.md#corrector)): order p + 1 at one call per step, p = 1, 2
+  (the p of UniPC-p);
 - ``euler-maruyama``, ``posterior``, ``euler-ode``, ``heun-ode``: the baselines.
 
 Everything here is read from the generated registries
 ([`UPDATES`][mrs_numerics._generated.registry.UPDATES],
 [`BASELINES`][mrs_numerics._generated.baselines_registry.BASELINES]), never restated: the
 orders an MR Sampler offers are the orders of its generated multistep updates, and the cost of
-its order-preserving start is the extra calls of the generated singlestep update it starts with.
+its order-preserving start is the extra calls of the generated singlestep update it starts with;
+the corrected ids are the generated corrector updates, their order the corrector's.
 
 Declared orders state only what is proved
 ([`derivations.order_proofs`][derivations.order_proofs] for the local order of every update; the
@@ -24,6 +28,7 @@ general nonlinear networks.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from mrs_numerics._generated.baselines_registry import BASELINES
 from mrs_numerics._generated.registry import UPDATES
@@ -35,10 +40,22 @@ METHODS = ("ode", "sde")
 MRS_PREFIX = "mrs"
 """First part of every MR Sampler id."""
 
+CORRECTORS = ("unic",)
+"""Correctors of the MR Sampler's ODE (the optional fifth part of its id)."""
+
 
 def multistep_update(method: str, prediction: str, order: int) -> UpdateInfo:
     """The generated multistep update of (method, prediction form, order)."""
     return UPDATES[f"{method}_{prediction}_multistep_{order}"]
+
+
+def corrector_update(method: str, prediction: str, order: int) -> UpdateInfo | None:
+    """The generated corrector of the order-``order`` multistep predictor (order + 1), or None.
+
+    Its stages are the predictor (ending with the call at the predicted state) and the
+    corrector through that output; see [Corrector](../theory.md#corrector).
+    """
+    return UPDATES.get(f"{method}_{prediction}_corrector_{order + 1}")
 
 
 def start_update(method: str, prediction: str, order: int) -> UpdateInfo | None:
@@ -81,6 +98,7 @@ class SolverInfo:
         nfe_per_step: Network calls per step.
         start_extra_nfe: Extra calls of the default order-preserving start.
         description: One line for listings.
+        corrector: The MR Sampler's corrector (``"unic"``), or None.
     """
 
     id: str
@@ -93,6 +111,7 @@ class SolverInfo:
     nfe_per_step: int
     start_extra_nfe: int
     description: str
+    corrector: str | None = None
 
     def nfe(self, steps: int) -> int:
         """Network calls of ``steps`` steps with the default start.
@@ -103,14 +122,58 @@ class SolverInfo:
         return (self.start_extra_nfe if steps > 1 else 0) + steps * self.nfe_per_step
 
 
-def mrs_id(method: str, order: int, prediction: str) -> str:
-    """The id of an MR Sampler, e.g. ``mrs-ode-2-data``."""
-    return f"{MRS_PREFIX}-{method}-{order}-{prediction}"
+class MrsId(NamedTuple):
+    """The parts of an MR Sampler id.
+
+    Attributes:
+        method: ``"ode"`` or ``"sde"``.
+        order: The multistep (predictor) order written in the id.
+        prediction: The solver prediction, ``"data"`` or ``"noise"``.
+        corrector: ``"unic"`` for a corrected id, else None.
+    """
+
+    method: str
+    order: int
+    prediction: str
+    corrector: str | None
+
+
+def mrs_id(method: str, order: int, prediction: str, corrector: str | None = None) -> str:
+    """The id of an MR Sampler, e.g. ``mrs-ode-2-data`` or ``mrs-ode-2-data-unic``."""
+    suffix = "" if corrector is None else f"-{corrector}"
+    return f"{MRS_PREFIX}-{method}-{order}-{prediction}{suffix}"
+
+
+def _corrected_solver(update: UpdateInfo) -> SolverInfo:
+    """The ``…-unic`` entry of a generated corrector update (its predictor one order lower)."""
+    prediction, order = update.prediction, update.order
+    solver_id = mrs_id(update.method, order - 1, prediction, CORRECTORS[0])
+    start = start_update(update.method, prediction, order - 1)
+    return SolverInfo(
+        id=solver_id,
+        family="mrs",
+        method=update.method,
+        solver_prediction=prediction,
+        order=order,
+        strong_order=None,
+        weak_order=None,
+        nfe_per_step=update.model_calls,
+        start_extra_nfe=0 if start is None else start.model_calls - update.model_calls,
+        description=(
+            f"MR Sampler, ODE {prediction}-form multistep of order {order - 1} with the UniC "
+            f"corrector: order {order} at one call per step (local error "
+            f"O(h^{update.local_error_power}) with reused outputs, proved symbolically)"
+        ),
+        corrector=CORRECTORS[0],
+    )
 
 
 def _mrs_solvers() -> dict[str, SolverInfo]:
     solvers = {}
     for update in UPDATES.values():
+        if update.scheme == "corrector":
+            solver = _corrected_solver(update)
+            solvers[solver.id] = solver
         if update.scheme != "multistep":
             continue
         method, prediction, order = update.method, update.prediction, update.order
@@ -166,10 +229,10 @@ def solver_info(solver_id: str) -> SolverInfo:
         raise ValueError(f"unknown solver {solver_id!r}; known solvers: {known}") from None
 
 
-def parse_mrs_id(solver_id: str) -> tuple[str, int, str]:
-    """(method, order, solver_prediction) of an ``mrs-…`` id."""
+def parse_mrs_id(solver_id: str) -> MrsId:
+    """(method, order, prediction, corrector) of an ``mrs-…`` id; order is the id's number."""
     info = solver_info(solver_id)
     if info.family != "mrs":
         raise ValueError(f"{solver_id!r} is a baseline, not an MR Sampler id")
-    _, method, order, prediction = solver_id.split("-")
-    return method, int(order), prediction
+    _, method, order, prediction, *corrector = solver_id.split("-")
+    return MrsId(method, int(order), prediction, corrector[0] if corrector else None)

@@ -28,18 +28,24 @@ def results_json(results: Sequence[OrderResult], extra: dict | None = None) -> d
     return {"results": [r.summary() for r in results], **(extra or {})}
 
 
+def _solver_width(solvers) -> int:
+    """Width of a solver column: 16, or the longest id (``mrs-ode-2-noise-unic``)."""
+    return max([16, *(len(solver) for solver in solvers)])
+
+
 def table(results: Sequence[OrderResult]) -> str:
     """A plain-text table: solver, problem, kind, run, declared, observed, verdict."""
     width = max([12, *(len(r.problem) for r in results)])
+    ids = _solver_width(r.solver for r in results)
     head = (
-        f"{'solver':<16} {'problem':<{width}} {'kind':<7} {'run':<7} {'declared':>8} "
+        f"{'solver':<{ids}} {'problem':<{width}} {'kind':<7} {'run':<7} {'declared':>8} "
         f"{'observed':>8}  verdict"
     )
     lines = [head, "-" * len(head)]
     for r in results:
         verdict = "pass" if r.passed else "FAIL"
         lines.append(
-            f"{r.solver:<16} {r.problem:<{width}} {r.order_kind:<7} {r.run:<7} "
+            f"{r.solver:<{ids}} {r.problem:<{width}} {r.order_kind:<7} {r.run:<7} "
             f"{r.declared_order:>8.2f} {r.observed_order:>8.2f}  {verdict}"
         )
     return "\n".join(lines)
@@ -103,9 +109,10 @@ def write_report(
     ]
     if extra and extra.get("conversions"):
         lines += ["## Model-prediction conversions", "", "```"]
+        ids = _solver_width(row["solver"] for row in extra["conversions"])
         for row in extra["conversions"]:
             lines.append(
-                f"{row['solver']:<16} {row['model_prediction']:<9} "
+                f"{row['solver']:<{ids}} {row['model_prediction']:<9} "
                 f"max |Δx| = {row['max_difference']:.2e}  {'pass' if row['passed'] else 'FAIL'}"
             )
         lines += ["```", ""]

@@ -16,9 +16,9 @@ Three kinds of order, each measured in float64 on non-uniform λ grids that end 
   exact by construction and the error is the variance error.
 
 Each ODE solver is run twice: ``run="full"`` through ``sample`` (start procedure included,
-``lower_order_final`` off) and ``run="kernel"``: the multistep kernels alone from an exact warm
-start (earlier outputs evaluated on the exact path). The verdict is "observed within
-``TOLERANCE`` of the declared order".
+``lower_order_final`` off) and ``run="kernel"``: the multistep kernels alone (with their corrector
+for ``…-unic`` ids) from an exact warm start (earlier outputs evaluated on the exact path). The
+verdict is "observed within ``TOLERANCE`` of the declared order".
 """
 
 from __future__ import annotations
@@ -30,13 +30,17 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
-from mrs_numerics._generated.registry import UPDATES
 from mrs_numerics.schedules.protocol import Schedule
 from mrs_numerics.solvers import parameterization
 from mrs_numerics.solvers.brownian import CoupledBrownian, family_for, nested_grid
 from mrs_numerics.solvers.factory import make_sampler
 from mrs_numerics.solvers.kernels import coefficients, linear_step
-from mrs_numerics.solvers.registry import parse_mrs_id, solver_info
+from mrs_numerics.solvers.registry import (
+    corrector_update,
+    multistep_update,
+    parse_mrs_id,
+    solver_info,
+)
 from mrs_numerics.verification.oracles import GaussianData
 
 TOLERANCE = 0.2
@@ -289,9 +293,12 @@ def ode_kernel_errors(solver_id, schedule, model, mu, x_T, ladder, lam_span, exa
     The first k − 1 states come from the exact path (``exact_at(times)`` gives x at each time);
     outputs there are the model on the exact path; then the k-step update runs to the end with
     the generated coefficients and [`linear_step`][mrs_numerics.solvers.kernels.linear_step].
+    With a corrector (``…-unic``) every step but the last is the generated corrector update: the
+    predictor, the model at the predicted state (the next step's m0) and the corrector.
     """
-    method, order, prediction = parse_mrs_id(solver_id)
-    ((function, _, _),) = UPDATES[f"{method}_{prediction}_multistep_{order}"].stages
+    method, order, prediction, corrector = parse_mrs_id(solver_id)
+    ((function, _, _),) = multistep_update(method, prediction, order).stages
+    corrected = corrector_update(method, prediction, order) if corrector else None
     errors, h_values, nfes = [], [], []
     for steps in ladder:
         times = wobbly_lambda_times(schedule, *lam_span, steps)
@@ -308,14 +315,22 @@ def ode_kernel_errors(solver_id, schedule, model, mu, x_T, ladder, lam_span, exa
 
         history = [output(exact[i], i) for i in range(order - 1)][::-1]
         x = exact[order - 1]
+        carried = None
         for i in range(order - 1, steps):
-            history = [output(x, i), *history][:order]
+            history = [output(x, i) if carried is None else carried, *history][:order]
             h = lams[i + 1] - lams[i]
             ratios = [(lams[i - j + 1] - lams[i - j]) / h for j in range(1, order)]
-            c = coefficients(
-                function, h, ratios, alphas[i], sigmas[i], alphas[i + 1], sigmas[i + 1]
-            )
-            x = linear_step(x, mu, history, c)
+            ends = (alphas[i], sigmas[i], alphas[i + 1], sigmas[i + 1])
+            if corrected is None or i == steps - 1:
+                x = linear_step(x, mu, history, coefficients(function, h, ratios, *ends))
+                continue
+            predictor, corrector_stage = corrected.stages
+            c = coefficients(predictor.function, h, ratios, *ends)
+            outputs = {f"m{j}": m for j, m in enumerate(history)}
+            predicted = linear_step(x, mu, [outputs[label] for label in predictor.labels], c)
+            carried = outputs[corrector_stage.labels[0]] = output(predicted, i + 1)
+            c = coefficients(corrector_stage.function, h, ratios, *ends)
+            x = linear_step(x, mu, [outputs[label] for label in corrector_stage.labels], c)
         errors.append(float((x - exact[-1]).abs().max()))
         h_values.append(h_max_of(schedule, times))
         nfes.append(steps - order + 1)

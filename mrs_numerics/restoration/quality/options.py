@@ -6,16 +6,20 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from mrs_numerics import schedules
 from mrs_numerics.imaging import degradations
 from mrs_numerics.imaging.metrics import METRIC_BORDER
 from mrs_numerics.imaging.photos import HELDOUT_PHOTOS, PHOTOS
 from mrs_numerics.restoration.restore import (
+    GRIDS,
     MAX_NFE,
-    minimum_nfe,
-    nfe_for_steps,
+    choose_sampling,
+    named_sampler,
     resolve_device,
-    steps_for_nfe,
 )
+from mrs_numerics.solvers.base import SamplerBase
+from mrs_numerics.solvers.factory import make_sampler
+from mrs_numerics.solvers.presets import FEW_STEP_VARIANTS
 from mrs_numerics.solvers.registry import SOLVERS, solver_info
 
 DEFAULT_NFES = (3, 5, 10, 20, 50, 100, 1000)
@@ -45,8 +49,11 @@ class QualityOptions:
 
     Attributes:
         task: The restoration task (its shipped network is used).
-        samplers: Solver ids to compare (default: every id of
-            [`SOLVERS`][mrs_numerics.solvers.registry.SOLVERS]).
+        samplers: What to compare (default: every id of
+            [`SOLVERS`][mrs_numerics.solvers.registry.SOLVERS]): solver ids or few-step
+            variant names ([`FEW_STEP_VARIANTS`][mrs_numerics.solvers.presets.FEW_STEP_VARIANTS]),
+            each optionally with ``@grid`` (e.g. ``ms3@tuned``, ``ms3@lambda``); see
+            [`parse_sampler`][mrs_numerics.restoration.quality.options.parse_sampler].
         nfes: NFE budgets, each in [1, ``MAX_NFE``].
         seeds: How many seeds (seeds 0 … seeds − 1).
         crop: Side of the centre crops of the photos.
@@ -59,6 +66,9 @@ class QualityOptions:
             accuracy estimate of the SDE reference) or even.
         device: Where the networks and samplers run.
         threshold_db: The fidelity (dB) that ``nfe_to_fidelity`` asks for.
+        grid: The grid of entries without ``@grid``: ``"lambda"`` (default), ``"time"``,
+            ``"karras"`` or ``"tuned"`` (the network's shipped tuned grids; budgets without one
+            are skipped).
     """
 
     task: str = "denoise"
@@ -71,6 +81,7 @@ class QualityOptions:
     sde_refinement: int = 2
     device: str = "cpu"
     threshold_db: float = FIDELITY_THRESHOLD_DB
+    grid: str = "lambda"
 
     @classmethod
     def quick(cls, **overrides) -> QualityOptions:
@@ -93,8 +104,10 @@ class QualityOptions:
         degradations.task(self.task)
         if not self.samplers:
             raise ValueError("no samplers given")
+        if self.grid not in GRIDS:
+            raise ValueError(f"unknown grid {self.grid!r}; allowed: {', '.join(GRIDS)}")
         for sampler in self.samplers:
-            solver_info(sampler)
+            parse_sampler(sampler, self.grid)
         _check_unique("samplers", self.samplers)
         if not self.nfes:
             raise ValueError("no NFE budgets given")
@@ -138,16 +151,36 @@ def _check_unique(name: str, values: Sequence) -> None:
         raise ValueError(f"{name} repeat: {', '.join(repeated)}")
 
 
+def parse_sampler(entry: str, default_grid: str = "lambda") -> tuple[str, str]:
+    """(solver id or variant name, grid) of a ``samplers`` entry ``NAME[@GRID]``."""
+    name, _, grid = str(entry).partition("@")
+    grid = grid or default_grid
+    if name not in FEW_STEP_VARIANTS:
+        try:
+            solver_info(name)
+        except ValueError:
+            variants = ", ".join(FEW_STEP_VARIANTS)
+            raise ValueError(
+                f"unknown sampler {name!r}: neither a solver id ({', '.join(sorted(SOLVERS))}) "
+                f"nor a few-step variant ({variants})"
+            ) from None
+    if grid not in GRIDS:
+        raise ValueError(f"unknown grid {grid!r} in {entry!r}; allowed: {', '.join(GRIDS)}")
+    return name, grid
+
+
 @dataclass(frozen=True)
 class PlannedRun:
-    """One (sampler, budget): its steps and network calls, or why it is skipped.
+    """One (sampler, budget): its grid, steps and network calls, or why it is skipped.
 
     Attributes:
-        sampler: The solver id.
+        sampler: The ``samplers`` entry (a solver id or variant, with its ``@grid``).
         budget: The NFE budget.
         steps: The steps that fit in the budget (None if skipped).
         nfe: The network calls those steps make (None if skipped).
         reason: Why the run is skipped (empty if it runs).
+        solver_id: The solver the entry runs.
+        timesteps: The tuned grid's times (None for a spacing).
     """
 
     sampler: str
@@ -155,32 +188,53 @@ class PlannedRun:
     steps: int | None
     nfe: int | None
     reason: str = ""
+    solver_id: str = ""
+    timesteps: tuple[float, ...] | None = None
 
     @property
     def kind(self) -> str:
         """``"ode"`` or ``"sde"``."""
-        return solver_info(self.sampler).method
+        return solver_info(self.solver_id or self.sampler).method
 
 
-def plan_runs(options: QualityOptions) -> list[PlannedRun]:
-    """Every (sampler, budget) of ``options``, in order, with skips decided (module docstring)."""
+def plan_runs(options: QualityOptions, schedule=None, model_name: str = "") -> list[PlannedRun]:
+    """Every (sampler, budget) of ``options``, in order, with skips decided (module docstring).
+
+    ``schedule`` (default: the cosine schedule) and ``model_name`` (for tuned grids) are the
+    network's; the steps and calls are counted on the sampler as configured.
+    """
+    schedule = schedule if schedule is not None else schedules.get("cosine")
     runs = []
-    for sampler in options.samplers:
+    for entry in options.samplers:
+        name, grid = parse_sampler(entry, options.grid)
         seen: dict[int, int] = {}
         for budget in sorted(options.nfes):
-            least = minimum_nfe(sampler)
-            if budget < least:
-                reason = f"needs at least {least} network calls"
-                runs.append(PlannedRun(sampler, budget, None, None, reason))
+            try:
+                chosen = choose_sampling(schedule, "data", budget, name, grid, model_name)
+            except ValueError as error:
+                runs.append(PlannedRun(entry, budget, None, None, str(error), _solver(name)))
                 continue
-            steps = steps_for_nfe(sampler, budget)
-            if steps in seen:
-                reason = f"same {steps} steps as the budget of {seen[steps]}"
-                runs.append(PlannedRun(sampler, budget, None, None, reason))
+            times = None if chosen.timesteps is None else tuple(chosen.timesteps.tolist())
+            if times is None and chosen.steps in seen:
+                reason = f"same {chosen.steps} steps as the budget of {seen[chosen.steps]}"
+                runs.append(PlannedRun(entry, budget, None, None, reason, _solver(name)))
                 continue
-            seen[steps] = budget
-            runs.append(PlannedRun(sampler, budget, steps, nfe_for_steps(sampler, steps)))
+            seen[chosen.steps] = budget
+            solver_id = chosen.sampler.solver_id
+            runs.append(PlannedRun(entry, budget, chosen.steps, chosen.nfe, "", solver_id, times))
     return runs
+
+
+def entry_sampler(entry: str, default_grid: str, schedule, prediction: str) -> SamplerBase:
+    """The sampler of a ``samplers`` entry (a tuned entry's times come with each run)."""
+    name, grid = parse_sampler(entry, default_grid)
+    solver_id, options = named_sampler(name)
+    spacing = "lambda" if grid == "tuned" else grid
+    return make_sampler(solver_id, schedule, prediction, grid=spacing, **options)
+
+
+def _solver(name: str) -> str:
+    return FEW_STEP_VARIANTS[name].solver_id if name in FEW_STEP_VARIANTS else name
 
 
 def with_overrides(options: QualityOptions, **overrides) -> QualityOptions:

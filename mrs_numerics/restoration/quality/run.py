@@ -76,7 +76,12 @@ from mrs_numerics.imaging import degradations
 from mrs_numerics.imaging.metrics import psnr, ssim
 from mrs_numerics.imaging.padding import pad_to_multiple, unpad
 from mrs_numerics.imaging.photos import center_crop, load_photo
-from mrs_numerics.restoration.quality.options import PlannedRun, QualityOptions, plan_runs
+from mrs_numerics.restoration.quality.options import (
+    PlannedRun,
+    QualityOptions,
+    entry_sampler,
+    plan_runs,
+)
 from mrs_numerics.restoration.restore import resolve_device
 from mrs_numerics.schedules import grids
 from mrs_numerics.solvers import parameterization
@@ -269,7 +274,7 @@ def run_quality(
     if isinstance(model, torch.nn.Module):
         model.to(device)
     started = time.perf_counter()
-    benchmark = _Benchmark(model, prediction, schedule, options, device)
+    benchmark = _Benchmark(model, prediction, schedule, options, device, model_name)
     total = options.seeds * (len(benchmark.active) + 1)
     with tqdm(total=total, disable=not progress, desc="quality", leave=False) as bar:
         for seed in range(options.seeds):
@@ -283,13 +288,18 @@ def run_quality(
 class _Benchmark:
     """The state of one `run_quality`: runs, samplers, SDE grids and the tallies."""
 
-    def __init__(self, model, prediction: str, schedule, options: QualityOptions, device):
+    def __init__(
+        self, model, prediction: str, schedule, options: QualityOptions, device, model_name=""
+    ):
         self.model, self.prediction, self.schedule = model, prediction, schedule
         self.options, self.device = options, device
-        self.runs = plan_runs(options)
+        self.runs = plan_runs(options, schedule, model_name)
         self.active = [run for run in self.runs if run.steps is not None]
         self.kinds = {run.kind for run in self.active}
-        self.samplers = {s: make_sampler(s, schedule, prediction) for s in options.samplers}
+        self.samplers = {
+            entry: entry_sampler(entry, options.grid, schedule, prediction)
+            for entry in options.samplers
+        }
         self.fine, self.check = self._sde_grids()
         photos = options.photos
         self.clean = torch.stack([center_crop(load_photo(p), options.crop) for p in photos])
@@ -306,7 +316,7 @@ class _Benchmark:
         refinement = self.options.sde_refinement
         floor = -(-self.options.reference_step_count() // refinement)
         reference = make_sampler(SDE_REFERENCE_SOLVER, self.schedule, self.prediction)
-        run_grids = [self.samplers[run.sampler].timesteps(run.steps) for run in sde_runs]
+        run_grids = [_run_times(self.samplers[run.sampler], run) for run in sde_runs]
         merged = merged_grid(self.schedule, [reference.timesteps(floor), *run_grids])
         check = nested_grid(self.schedule, merged, refinement // 2) if refinement > 1 else None
         return nested_grid(self.schedule, merged, refinement), check
@@ -400,15 +410,17 @@ def _timed_run(sampler, model, batch: SeedInputs, run: PlannedRun, path, tally: 
     # compile the plan before the clock starts: seconds measure sampling, not coefficients
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=_NOISE_SDE_WARNING, category=UserWarning)
-        plan = sampler.prepare(run.steps, device=mu.device, dtype=x_T.dtype)
+        plan = sampler.prepare(
+            timesteps=_run_times(sampler, run), device=mu.device, dtype=x_T.dtype
+        )
     noise = None
     if run.kind == "sde":
-        noise = _precomputed(path.noise_fn(family_for(run.sampler)), plan, x_T)
+        noise = _precomputed(path.noise_fn(family_for(run.solver_id)), plan, x_T)
     _synchronize(mu.device)
     start = time.perf_counter()
     try:
         with torch.inference_mode():
-            result = sampler.sample(model, mu, steps=run.steps, x_T=x_T, noise=noise)
+            result = sampler.sample(model, mu, timesteps=plan.timesteps, x_T=x_T, noise=noise)
         _synchronize(mu.device)
     except NonFiniteError as error:
         tally.failure, tally.message = "nonfinite", str(error)
@@ -421,6 +433,14 @@ def _timed_run(sampler, model, batch: SeedInputs, run: PlannedRun, path, tally: 
         tally.message = f"an output's RMS distance from μ is {distance:.3g} > {DIVERGED_RMS:g}"
         return None
     return _clamped(result.x, batch.size)
+
+
+def _run_times(sampler, run: PlannedRun) -> torch.Tensor:
+    """The grid of ``run``: its tuned times, or ``run.steps`` of the sampler's spacing."""
+    if run.timesteps is not None:
+        return torch.tensor(run.timesteps, dtype=torch.float64)
+    assert run.steps is not None
+    return sampler.timesteps(run.steps)
 
 
 def _precomputed(noise: NoiseSource, plan: Plan, like: torch.Tensor) -> NoiseSource:
