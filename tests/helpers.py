@@ -10,6 +10,19 @@ from mrs_numerics._generated import registry, updates_numpy
 
 UPDATES = registry.UPDATES
 
+SUBPACKAGES = (
+    "schedules",
+    "solvers",
+    "imaging",
+    "models",
+    "verification",
+    "restoration",
+    "restoration.quality",
+    "tuning",
+    "cli",
+)
+"""The runtime's subpackages (each has its own API page and a one-line docstring)."""
+
 
 def draw(noise, times, step: int, shape, dtype=torch.float64, device="cpu") -> torch.Tensor:
     """The z a noise source gives step ``step`` of the grid ``times`` (t_from → t_to)."""

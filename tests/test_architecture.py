@@ -20,19 +20,10 @@ import pytest
 
 import mrs_numerics
 from mrs_numerics._moved import MOVED
+from tests.helpers import SUBPACKAGES
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "mrs_numerics"
-SUBPACKAGES = (
-    "schedules",
-    "solvers",
-    "imaging",
-    "models",
-    "verification",
-    "restoration",
-    "restoration.quality",
-    "cli",
-)
 
 
 def _lint_imports(root: Path) -> subprocess.CompletedProcess:

@@ -283,10 +283,14 @@ def test_restore_shipped_uses_the_task_network_and_improves_a_noisy_crop():
     restored = restore_shipped(noisy, task="denoise", nfe=5, seed=1)
     assert restored.shape == clean.shape
     assert psnr(restored, clean, border=0) > psnr(noisy.clamp(0, 1), clean, border=0)
-    net, info = load_model(model_for_task("denoise"))
+    name = model_for_task("denoise")
+    net, info = load_model(name)
     sch = schedules.get(info.schedule, max_sigma=info.max_sigma)
-    direct = restore(noisy, net, info.prediction, sch, nfe=5, seed=1)
+    direct = restore(noisy, net, info.prediction, sch, nfe=5, seed=1, model_name=name)
     torch.testing.assert_close(restored, direct, rtol=0, atol=0)
+    # without the network's name there is no tuned grid: the uniform-λ grid gives another image
+    untuned = restore(noisy, net, info.prediction, sch, nfe=5, seed=1)
+    assert not torch.equal(untuned, direct)
 
 
 @pytest.mark.parametrize(

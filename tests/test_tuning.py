@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from mrs_numerics import schedules
+from mrs_numerics.cli.common import GRID_CHOICES
 from mrs_numerics.imaging.photos import HELDOUT_PHOTOS, TRAIN_PHOTOS
 from mrs_numerics.models.registry import available_models
 from mrs_numerics.models.tuned_grids import (
@@ -18,10 +19,12 @@ from mrs_numerics.models.tuned_grids import (
     shipped_grids,
     write_grid_file,
 )
+from mrs_numerics.restoration.restore import GRIDS, choose_sampling
 from mrs_numerics.schedules import grids
 from mrs_numerics.solvers.base import prior_sample
 from mrs_numerics.solvers.factory import make_sampler
-from mrs_numerics.solvers.presets import FEW_STEP_VARIANTS
+from mrs_numerics.solvers.parameterization import convert
+from mrs_numerics.solvers.presets import DEFAULT_FEW_STEP_VARIANT, FEW_STEP_VARIANTS
 from mrs_numerics.tuning import converged_output, tune_timesteps
 from mrs_numerics.tuning.fit import lams_of, logits_of, warped_lams
 from mrs_numerics.verification.oracles import GaussianData, gmm_2d_diag
@@ -136,8 +139,6 @@ class GaussianDataModel:
         self.problem, self.prediction = problem, prediction
 
     def __call__(self, x, t, mu):
-        from mrs_numerics.solvers.parameterization import convert
-
         data = self.problem.data(x, t, mu)
         alpha = SCHEDULE.alpha(t).reshape(-1, *([1] * (x.dim() - 1)))
         sigma = SCHEDULE.sigma(t).reshape(-1, *([1] * (x.dim() - 1)))
@@ -211,7 +212,7 @@ def test_shipped_grids_are_valid_and_tuned_on_training_photos_only(model, grid):
     schedule = schedules.get(info.schedule, max_sigma=info.max_sigma)
     variant = FEW_STEP_VARIANTS[grid.variant]
     assert grid.model == model and grid.solver_id == variant.solver_id
-    assert grid.options == variant.options
+    assert {key: grid.options[key] for key in variant.options} == variant.options
     sampler = variant.make(schedule, info.prediction)
     own = sampler.timesteps(1)
     assert float(grid.timesteps[0]) == float(own[0]) and float(grid.timesteps[-1]) == float(own[-1])
@@ -224,10 +225,53 @@ def test_shipped_grids_are_valid_and_tuned_on_training_photos_only(model, grid):
 
 
 def test_every_data_network_ships_tuned_grids_for_the_default_variant():
-    from mrs_numerics.solvers.presets import DEFAULT_FEW_STEP_VARIANT
-
     for name, info in available_models().items():
         if info.prediction != "data":
             continue
         nfes = {g.nfe for g in shipped_grids(name) if g.variant == DEFAULT_FEW_STEP_VARIANT}
         assert nfes == {3, 4, 5, 6, 8, 10}, name
+
+
+def test_restore_chooses_the_shipped_tuned_grid_and_says_so():
+    info = available_models()["denoise-data"]
+    schedule = schedules.get(info.schedule, max_sigma=info.max_sigma)
+    tuned = choose_sampling(schedule, "data", 5, model_name="denoise-data")
+    assert tuned.grid == "tuned" and tuned.name == DEFAULT_FEW_STEP_VARIANT and tuned.nfe == 5
+    assert "tuned grid for denoise-data at 5 NFE" in tuned.description
+    shipped = [g for g in shipped_grids("denoise-data") if g.variant == tuned.name and g.nfe == 5]
+    assert torch.equal(tuned.timesteps, shipped[0].timesteps)
+    fallback = choose_sampling(schedule, "data", 7, model_name="denoise-data")
+    assert fallback.grid == "lambda" and "no tuned grid ships" in fallback.description
+    assert fallback.nfe == fallback.sampler.calls(fallback.steps) <= 7
+    with pytest.raises(ValueError, match="no tuned grid ships for denoise-data with 'euler-ode'"):
+        choose_sampling(schedule, "data", 5, "euler-ode", "tuned", "denoise-data")
+    karras = choose_sampling(schedule, "data", 5, grid="karras", model_name="denoise-data")
+    assert karras.grid == "karras" and karras.timesteps is None
+    assert GRID_CHOICES == GRIDS  # the command line restates them to load no torch
+
+
+def test_the_tune_command_writes_a_grid_file_and_merges(tmp_path, capsys):
+    from mrs_numerics.cli import main
+
+    out = tmp_path / "grids.json"
+    common = ["tune", "--model", "denoise-data", "--crops", "2", "--crop", "16"]
+    common += ["--teacher-steps", "8", "--max-evaluations", "6", "--no-progress", "-o", str(out)]
+    assert (
+        main([*common, "--sampler", "mrs-ode-2-data", "--no-lower-order-final", "--nfe", "2,3"])
+        == 0
+    )
+    assert main([*common, "--variant", "ms3", "--nfe", "3", "--merge"]) == 0
+    grids = read_grid_file(out)
+    assert [(g.solver_id, g.variant, g.nfe) for g in grids] == [
+        ("mrs-ode-2-data", "", 2),
+        ("mrs-ode-2-data", "", 3),
+        ("mrs-ode-3-data", "ms3", 3),
+    ]
+    first = grids[0]
+    assert first.options["lower_order_final"] is False and first.model == "denoise-data"
+    assert set(first.calibration["photos"]) <= set(TRAIN_PHOTOS) and first.calibration["crops"] == 2
+    assert first.heldout_fidelity_db is not None and "heldout" in first.baseline_fidelity_db
+    assert first.version and first.settings["teacher_steps"] == 8
+    assert "NFE 3: calibration" in capsys.readouterr().out
+    assert main([*common, "--sampler", "heun-ode", "--nfe", "1"]) == 2
+    assert "needs at least 2 network calls" in capsys.readouterr().err

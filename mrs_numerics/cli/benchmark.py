@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from mrs_numerics.cli.common import list_option, say, task_help
+from mrs_numerics.cli.common import add_grid_option, list_option, say, task_help
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -40,10 +40,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="comma-separated solver ids or few-step variants, each optionally NAME@GRID"
         " (e.g. ms3@tuned,ms3@lambda,euler-ode)",
     )
-    quality.add_argument(
-        "--grid",
-        choices=("tuned", "lambda", "time", "karras"),
-        help="grid of entries without @GRID (default lambda; tuned: the network's shipped"
+    add_grid_option(
+        quality,
+        "grid of entries without @GRID (default lambda; tuned: the network's shipped"
         " tuned grids, budgets without one skipped)",
     )
     quality.add_argument(

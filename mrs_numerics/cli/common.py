@@ -11,6 +11,15 @@ EXPECTED_ERRORS = (ValueError, LookupError, OSError, ImportError)
 """Failures reported as one line on stderr with status EXIT_USAGE, without a traceback."""
 
 
+GRID_CHOICES = ("tuned", "lambda", "time", "karras")
+"""The ``--grid`` choices (``restoration.restore.GRIDS``, restated so parsers load no torch)."""
+
+
+def add_grid_option(parser, help_text: str) -> None:
+    """Add ``--grid tuned|lambda|time|karras`` to ``parser``."""
+    parser.add_argument("--grid", choices=GRID_CHOICES, help=help_text)
+
+
 def say(text: str = "") -> None:
     """Write one line to stdout (the commands' only output channel besides errors)."""
     sys.stdout.write(text + "\n")

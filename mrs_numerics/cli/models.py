@@ -17,6 +17,7 @@ def run(args: argparse.Namespace) -> int:
     """List the shipped networks."""
     # imported here: the registry reads the weights index only when asked
     from mrs_numerics.models.registry import available_models
+    from mrs_numerics.models.tuned_grids import shipped_grids
 
     models = available_models()
     if not models:
@@ -31,4 +32,14 @@ def run(args: argparse.Namespace) -> int:
                 f"  held-out {image}: {row['input_psnr']:.2f} dB → {row['restored_psnr']:.2f} dB "
                 f"({info.heldout['sampler']}, {info.heldout['nfe']} NFE)"
             )
+        by_variant: dict[str, list] = {}
+        for grid in shipped_grids(name):
+            by_variant.setdefault(grid.variant, []).append(grid)
+        for variant, grids in sorted(by_variant.items()):
+            fidelities = ", ".join(
+                f"{g.nfe}: {g.heldout_fidelity_db:.1f}"
+                for g in sorted(grids, key=lambda g: g.nfe)
+                if g.heldout_fidelity_db is not None
+            )
+            say(f"  tuned grids for {variant} (NFE: held-out fidelity dB): {fidelities}")
     return 0

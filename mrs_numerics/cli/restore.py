@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mrs_numerics.cli.common import say, task_help
+from mrs_numerics.cli.common import add_grid_option, say, task_help
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,10 +29,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="a solver id (mrs_numerics.solvers) or a few-step variant (default: the default"
         " variant, see mrs_numerics.solvers.presets)",
     )
-    parser.add_argument(
-        "--grid",
-        choices=("tuned", "lambda", "time", "karras"),
-        help="step grid: tuned (shipped for a variant, network and NFE) or a spacing; default:"
+    add_grid_option(
+        parser,
+        "step grid: tuned (shipped for a variant, network and NFE) or a spacing; default:"
         " tuned where one ships, else lambda",
     )
     parser.add_argument(

@@ -100,10 +100,6 @@ class TunedGrid:
         values["lams"] = torch.tensor(record["lams"], dtype=torch.float64)
         return cls(**values)
 
-    def matches(self, solver_id: str, options: dict[str, Any], nfe: int) -> bool:
-        """Whether this grid was fitted for ``solver_id`` with ``options`` at ``nfe`` calls."""
-        return self.solver_id == solver_id and self.options == options and self.nfe == nfe
-
 
 def write_grid_file(path: str | Path, grids: list[TunedGrid]) -> None:
     """Write ``grids`` as one grid file (see the module description)."""

@@ -11,7 +11,6 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 
 from mrs_numerics.restoration.quality.run import QualityResult, QualityRow
-from mrs_numerics.solvers.registry import solver_info
 
 GRID_SAMPLERS = ("mrs-ode-2-data", "mrs-sde-2-data", "posterior", "heun-ode")
 """Samplers shown in the picture grid (those of the run; else the first four run)."""
@@ -113,7 +112,7 @@ def plot_quality(result: QualityResult, path) -> None:
     meta = result.metadata
     for index, sampler in enumerate(result.nfe_to_fidelity):
         rows = [r for r in result.rows if r.sampler == sampler and r.status == "ok"]
-        style = "-o" if solver_info(sampler).method == "ode" else "--s"
+        style = "-o" if _kind(result, sampler) == "ode" else "--s"
         for axis, (key, _) in zip(axes, panels, strict=True):
             points = [(r.nfe, getattr(r, key)) for r in rows if _finite(getattr(r, key))]
             if points:
@@ -139,6 +138,14 @@ def plot_quality(result: QualityResult, path) -> None:
     fig.savefig(path, dpi=90)
 
 
+def _kind(result: QualityResult, sampler: str) -> str:
+    """``"ode"`` or ``"sde"``: the kind of a ``samplers`` entry (a solver id or NAME@GRID)."""
+    for row in result.rows:
+        if row.sampler == sampler:
+            return row.kind
+    return "ode"
+
+
 def _finite(value) -> bool:
     return value is not None and math.isfinite(value)
 
@@ -158,7 +165,7 @@ def plot_grid(result: QualityResult, path) -> bool:
     fig = Figure(figsize=(1.7 * len(columns), 1.8 * len(chosen)))
     axes = fig.subplots(len(chosen), len(columns), squeeze=False)
     for i, sampler in enumerate(chosen):
-        kind = solver_info(sampler).method
+        kind = _kind(result, sampler)
         images = [
             pictures.get("degraded"),
             *(pictures.get((sampler, b)) for b in budgets),
