@@ -143,7 +143,7 @@ def test_budgets_are_spent_as_declared_and_unspendable_ones_skipped():
     runs = plan_runs(_options(samplers=samplers, nfes=(1, 2, 3, 4, 10)))
     schedule = schedules.get("cosine")
     for run in runs:
-        sampler = entry_sampler(run.sampler, "lambda", schedule, "data")
+        sampler = entry_sampler(run.sampler, None, schedule, "data")
         if run.steps is None:
             assert "at least" in run.reason or "same" in run.reason
             if "at least" in run.reason:
@@ -157,6 +157,9 @@ def test_budgets_are_spent_as_declared_and_unspendable_ones_skipped():
     assert heun[3].steps is None and "same" in heun[3].reason
     ms3 = {run.budget: run for run in runs if run.sampler == "ms3"}
     assert ms3[4].steps == 4  # the warm-up start spends no extra call
+    # an entry without @grid keeps the sampler's own default spacing
+    assert entry_sampler("heun-ode", None, schedule, "data").options.grid == "time"
+    assert entry_sampler("heun-ode@lambda", None, schedule, "data").options.grid == "lambda"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -247,6 +247,8 @@ def test_restore_chooses_the_shipped_tuned_grid_and_says_so():
         choose_sampling(schedule, "data", 5, "euler-ode", "tuned", "denoise-data")
     karras = choose_sampling(schedule, "data", 5, grid="karras", model_name="denoise-data")
     assert karras.grid == "karras" and karras.timesteps is None
+    baseline = choose_sampling(schedule, "data", 5, "euler-ode", model_name="denoise-data")
+    assert baseline.grid == "time" and "its default time grid" in baseline.description
     assert GRID_CHOICES == GRIDS  # the command line restates them to load no torch
 
 

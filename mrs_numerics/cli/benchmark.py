@@ -90,7 +90,9 @@ def run(args: argparse.Namespace) -> int:
         reference_steps=args.reference_steps,
         sde_refinement=args.sde_refinement,
     ).validate()
-    name, net, info = shipped_network(args.task or options.task, args.model)
+    # --model alone names the task; with neither, the options' default task picks the network
+    task_name = args.task if (args.task or args.model) else options.task
+    name, net, info = shipped_network(task_name, args.model)
     options = with_overrides(options, task=info.task)
     schedule = schedules.get(info.schedule, max_sigma=info.max_sigma)
     result = run_quality(net, info.prediction, schedule, options, name, not args.no_progress)

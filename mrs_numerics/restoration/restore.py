@@ -134,7 +134,8 @@ def choose_sampling(
         nfe: The budget of network calls.
         sampler: A solver id or a few-step variant's name; None for the default variant.
         grid: ``"tuned"``, a spacing, or None: the tuned grid where one ships for
-            (``model_name``, variant, ``nfe``), else uniform in λ.
+            (``model_name``, variant, ``nfe``), else the sampler's own default spacing (uniform
+            λ for the MR Sampler, uniform t for the baselines).
         model_name: The shipped network's name ("" for another network: no tuned grids).
 
     Raises:
@@ -166,13 +167,18 @@ def choose_sampling(
             tuned.timesteps,
             f"{label} on its tuned grid for {model_name} at {nfe} NFE{measured}",
         )
-    spacing = grid or "lambda"
-    built = make_sampler(solver_id, schedule, model_prediction, grid=spacing, **options)
+    if grid is not None:
+        options["grid"] = grid
+    built = make_sampler(solver_id, schedule, model_prediction, **options)
     steps, calls = built.steps_within(nfe)
+    spacing = built.options.grid
     why = ""
     if grid is None and name in FEW_STEP_VARIANTS:
         why = f" (no tuned grid ships for {model_name or 'this network'} at {nfe} NFE)"
-    return Sampling(built, name, spacing, steps, calls, None, f"{label} on the {spacing} grid{why}")
+    own = "its default " if grid is None else "the "
+    return Sampling(
+        built, name, spacing, steps, calls, None, f"{label} on {own}{spacing} grid{why}"
+    )
 
 
 def named_sampler(name: str) -> tuple[str, dict]:

@@ -66,9 +66,10 @@ class QualityOptions:
             accuracy estimate of the SDE reference) or even.
         device: Where the networks and samplers run.
         threshold_db: The fidelity (dB) that ``nfe_to_fidelity`` asks for.
-        grid: The grid of entries without ``@grid``: ``"lambda"`` (default), ``"time"``,
-            ``"karras"`` or ``"tuned"`` (the network's shipped tuned grids; budgets without one
-            are skipped).
+        grid: The grid of entries without ``@grid``: None (default: each sampler's own default
+            spacing, uniform λ for the MR Sampler and uniform t for the baselines),
+            ``"lambda"``, ``"time"``, ``"karras"`` or ``"tuned"`` (the network's shipped tuned
+            grids; budgets without one are skipped).
     """
 
     task: str = "denoise"
@@ -81,7 +82,7 @@ class QualityOptions:
     sde_refinement: int = 2
     device: str = "cpu"
     threshold_db: float = FIDELITY_THRESHOLD_DB
-    grid: str = "lambda"
+    grid: str | None = None
 
     @classmethod
     def quick(cls, **overrides) -> QualityOptions:
@@ -104,7 +105,7 @@ class QualityOptions:
         degradations.task(self.task)
         if not self.samplers:
             raise ValueError("no samplers given")
-        if self.grid not in GRIDS:
+        if self.grid is not None and self.grid not in GRIDS:
             raise ValueError(f"unknown grid {self.grid!r}; allowed: {', '.join(GRIDS)}")
         for sampler in self.samplers:
             parse_sampler(sampler, self.grid)
@@ -151,10 +152,14 @@ def _check_unique(name: str, values: Sequence) -> None:
         raise ValueError(f"{name} repeat: {', '.join(repeated)}")
 
 
-def parse_sampler(entry: str, default_grid: str = "lambda") -> tuple[str, str]:
-    """(solver id or variant name, grid) of a ``samplers`` entry ``NAME[@GRID]``."""
-    name, _, grid = str(entry).partition("@")
-    grid = grid or default_grid
+def parse_sampler(entry: str, default_grid: str | None = None) -> tuple[str, str | None]:
+    """(solver id or variant name, grid) of a ``samplers`` entry ``NAME[@GRID]``.
+
+    The grid is None where neither the entry nor ``default_grid`` names one: the sampler's own
+    default spacing.
+    """
+    name, _, given = str(entry).partition("@")
+    grid = given or default_grid
     if name not in FEW_STEP_VARIANTS:
         try:
             solver_info(name)
@@ -164,7 +169,7 @@ def parse_sampler(entry: str, default_grid: str = "lambda") -> tuple[str, str]:
                 f"unknown sampler {name!r}: neither a solver id ({', '.join(sorted(SOLVERS))}) "
                 f"nor a few-step variant ({variants})"
             ) from None
-    if grid not in GRIDS:
+    if grid is not None and grid not in GRIDS:
         raise ValueError(f"unknown grid {grid!r} in {entry!r}; allowed: {', '.join(GRIDS)}")
     return name, grid
 
@@ -225,12 +230,13 @@ def plan_runs(options: QualityOptions, schedule=None, model_name: str = "") -> l
     return runs
 
 
-def entry_sampler(entry: str, default_grid: str, schedule, prediction: str) -> SamplerBase:
+def entry_sampler(entry: str, default_grid: str | None, schedule, prediction: str) -> SamplerBase:
     """The sampler of a ``samplers`` entry (a tuned entry's times come with each run)."""
     name, grid = parse_sampler(entry, default_grid)
     solver_id, options = named_sampler(name)
-    spacing = "lambda" if grid == "tuned" else grid
-    return make_sampler(solver_id, schedule, prediction, grid=spacing, **options)
+    if grid not in (None, "tuned"):
+        options["grid"] = grid
+    return make_sampler(solver_id, schedule, prediction, **options)
 
 
 def _solver(name: str) -> str:
