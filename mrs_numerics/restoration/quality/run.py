@@ -48,11 +48,13 @@ R = ``reference_steps`` (default max(1000, 4 × the largest budget)) sets the re
   is the PSNR to the same solver on the grid refined ``sde_refinement // 2`` times (nested, same
   path): for strong order 1 that difference is about the finer solution's own error.
 
-**NFE.** A budget is converted to steps with
-[`steps_for_nfe`][mrs_numerics.restoration.restore.steps_for_nfe] and rows report the network calls
-actually made (``heun-ode`` spends 2 per step, third-order MRS ODE 1 extra on its start). A budget
-below the sampler's minimum, or one that gives the same steps as a smaller budget, is recorded as
-skipped. A run whose output or network turns NaN/Inf
+**NFE.** A budget is converted to the most steps whose run fits in it, counted on the sampler as
+configured ([`steps_within`][mrs_numerics.solvers.base.SamplerBase.steps_within]; a tuned entry
+takes its shipped grid for that budget), and rows report the network calls actually made
+(``heun-ode`` spends 2 per step, third-order MRS ODE with the singlestep start 1 extra on its
+start). A budget below the sampler's minimum, one without a shipped tuned grid for a tuned entry,
+or one that gives the same steps as a smaller budget, is recorded as skipped. A run whose output
+or network turns NaN/Inf
 ([`NonFiniteError`][mrs_numerics.solvers.engine.NonFiniteError]) is recorded with status
 ``"nonfinite"`` and no metrics, never raised; so is a run that diverges without overflowing (status
 ``"diverged"``: an image whose RMS distance from μ exceeds
