@@ -23,10 +23,12 @@ import keyword
 import math
 import textwrap
 import tokenize
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import sympy as sp
+from scipy import integrate
 from sympy.core.function import AppliedUndef
 from sympy.parsing.sympy_parser import convert_xor, parse_expr, standard_transformations
 
@@ -644,12 +646,98 @@ def check_positive(theta: sp.Expr, t_max: float, source: str) -> None:
         raise ValueError(f"{where} cannot be turned into torch/numpy code: {reason}")
 
 
+PRIOR_ALPHA_WARN = 0.02
+"""A user schedule whose α(t_max) exceeds this warns: the samplers start from the prior
+μ + σ(t_max)ξ, which leaves out the α(t_max)(x₀ − μ) the true marginal at t_max still holds."""
+THETA_REACH_MAX = 50.0
+"""Θ(t_max) above this is refused: α(t_max) = e^{−Θ} < 2e-22, the process is stationary long
+before t_max, and λ(t_max) ≈ −Θ leaves float64's reach for t(λ) (Θ = 1e6 gives α = 0)."""
+SIGMA_REACH_MIN = 0.01
+"""σ(t_max)/Λ = sqrt(1 − α(t_max)²) at or below this is refused: the process hardly moves, and
+the default grid (which ends where σ/Λ = 2e-3) has no room (θ = 1e-6 on [0, 1] gives 1.4e-3)."""
+
+
+def check_reach(theta: sp.Expr, t_max: float, source: str) -> float:
+    """Θ(t_max) = ∫₀^t_max θ, refused unless the schedule can be sampled (returns α(t_max)).
+
+    Raises ValueError when Θ(t_max) > ``THETA_REACH_MAX`` or σ(t_max)/Λ ≤ ``SIGMA_REACH_MIN``;
+    warns (``UserWarning``) when α(t_max) > ``PRIOR_ALPHA_WARN``, saying what it means for the
+    prior.
+    """
+    where = f"θ(t) = {source!r} on [0, {t_max:g}]"
+    function = sp.lambdify(schedules.t, theta, modules="numpy")
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", integrate.IntegrationWarning)
+        reach = float(integrate.quad(lambda u: float(function(u)), 0.0, t_max, limit=400)[0])
+    alpha_end = math.exp(-reach)
+    if reach > THETA_REACH_MAX:
+        raise ValueError(
+            f"{where} gives Θ(t_max) = {reach:.6g}, so α(t_max) = e^(−Θ) = {alpha_end:.3g}: the "
+            f"process is stationary long before t_max and t(λ) leaves float64's range. Keep "
+            f"Θ(t_max) ≤ {THETA_REACH_MAX:g}: divide θ by {reach / 5:.3g} (Θ(t_max) = 5, "
+            f"α(t_max) = 0.0067) or shorten t_max"
+        )
+    sigma_ratio = math.sqrt(max(0.0, -math.expm1(-2.0 * reach)))
+    if sigma_ratio <= SIGMA_REACH_MIN:
+        raise ValueError(
+            f"{where} gives Θ(t_max) = {reach:.3g}: α(t_max) = {alpha_end:.6g} and σ(t_max)/Λ "
+            f"= {sigma_ratio:.3g} ≤ {SIGMA_REACH_MIN:g}, the process hardly moves from the clean "
+            f"image and no sampling grid fits. Scale θ up so that Θ(t_max) ≈ 5 (multiply θ by "
+            f"{5 / max(reach, 1e-300):.3g})"
+        )
+    if alpha_end > PRIOR_ALPHA_WARN:
+        warnings.warn(
+            f"{where} gives α(t_max) = {alpha_end:.3g} (Θ(t_max) = {reach:.3g}): the marginal "
+            f"at t_max still holds {100 * alpha_end:.3g}% of the clean image, but the samplers "
+            f"start from the prior μ + σ(t_max)ξ, which leaves it out, so every sample is "
+            f"biased by about α(t_max)(x₀ − μ). Scale θ so that α(t_max) ≤ {PRIOR_ALPHA_WARN:g} "
+            f"(Θ(t_max) ≥ {-math.log(PRIOR_ALPHA_WARN):.2g}; the built-in schedules have "
+            "α(t_max) = 0.005)",
+            UserWarning,
+            stacklevel=3,
+        )
+    return alpha_end
+
+
+_UNSUPPORTED = (sp.Piecewise, sp.Heaviside, sp.Min, sp.Max, sp.Abs, sp.sign, sp.floor, sp.ceiling)
+
+
+def check_smooth(theta: sp.Expr, source: str) -> None:
+    """Refuse piecewise or non-smooth θ: the closed forms and kernels assume a smooth θ."""
+    used = sorted(
+        {
+            type(node).__name__
+            for node in sp.preorder_traversal(theta)
+            if isinstance(node, _UNSUPPORTED)
+        }
+    )
+    if used:
+        raise ValueError(
+            f"θ(t) = {source!r} uses {', '.join(used)}: piecewise and non-smooth θ are not "
+            "supported (Θ, t(λ) and the solvers' order assume a smooth θ). Approximate a switch "
+            "from a to b at t0 smoothly, e.g. a + (b - a)/(1 + exp(-50*(t - t0)))"
+        )
+
+
 def user_schedule(theta_source: str, name: str, t_max: float = 1.0) -> schedules.Schedule:
-    """The validated [`Schedule`][derivations.schedules.Schedule] of a user's θ(t)."""
+    """The validated [`Schedule`][derivations.schedules.Schedule] of a user's θ(t).
+
+    Checks: the name, t_max, θ parses, is smooth, is > 0 on (0, t_max], and its schedule can
+    be sampled (``check_reach``: refused when Θ(t_max) is too large or too small, a warning when
+    α(t_max) is not close to 0).
+    """
     check_name(name)
     t_max = check_t_max(t_max)
+    if "piecewise" in theta_source.lower():
+        raise ValueError(
+            f"θ(t) = {theta_source!r}: piecewise θ is not supported (Θ, t(λ) and the solvers' "
+            "order assume a smooth θ). Approximate a switch from a to b at t0 smoothly, e.g. "
+            "a + (b - a)/(1 + exp(-50*(t - t0)))"
+        )
     theta = parse_theta(theta_source)
+    check_smooth(theta, theta_source)
     check_positive(theta, t_max, theta_source)
+    check_reach(theta, t_max, theta_source)
     return schedules.Schedule(
         name=name,
         theta=theta,

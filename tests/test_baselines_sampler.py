@@ -1,6 +1,7 @@
 """Strided baselines and the solver registry."""
 
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -91,7 +92,16 @@ def test_every_registered_solver_samples_through_make_sampler():
     problem = GaussianData.random(SCHEDULE)
     for solver_id, info in SOLVERS.items():
         sampler = make_sampler(solver_id, SCHEDULE, model_prediction="data")
-        result = sampler.sample(problem.data, problem.mu, steps=6, generator=torch.Generator())
+        with warnings.catch_warnings():
+            # the noise-form SDEs diverge at 6 steps (warned; see test_reliability)
+            warnings.simplefilter("ignore")
+            result = sampler.sample(
+                problem.data,
+                problem.mu,
+                steps=6,
+                generator=torch.Generator(),
+                allow_divergence=True,
+            )
         assert torch.isfinite(result.x).all(), solver_id
         assert result.nfe == 6 * info.nfe_per_step + info.start_extra_nfe, solver_id
 

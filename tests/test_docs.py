@@ -71,6 +71,7 @@ PUBLIC_MODULES = (
     "mrs_numerics.verification.report",
     "mrs_numerics.restoration",
     "mrs_numerics.restoration.restore",
+    "mrs_numerics.restoration.tiling",
     "mrs_numerics.restoration.paths",
     "mrs_numerics.restoration.quality",
     "mrs_numerics.restoration.quality.options",
@@ -105,8 +106,14 @@ PUBLIC_MODULES = (
 internals, the generated kernels and the deprecated 0.1 paths; every derivation."""
 NOT_PUBLIC = ("mrs_numerics.cli.", "mrs_numerics._generated", "mrs_numerics.models.weights")
 """Runtime modules (prefixes) without a reference page of their own."""
-NOT_PUBLIC_MODULES = ("mrs_numerics.__main__", "mrs_numerics._moved")
-"""Runtime modules without a reference page (the architecture page shows ``_moved.MOVED``)."""
+NOT_PUBLIC_MODULES = (
+    "mrs_numerics.__main__",
+    "mrs_numerics._moved",
+    "mrs_numerics._warn",
+    "mrs_numerics._checks",
+)
+"""Runtime modules without a reference page (the architecture page shows ``_moved.MOVED``;
+``_warn`` and ``_checks`` are private helpers of every layer)."""
 
 ENTRY_POINTS = (
     "mrs_numerics.schedules.get",

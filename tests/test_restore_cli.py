@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 import types
 
 import pytest
@@ -37,7 +38,7 @@ def untrained():
 
 
 class CallCounter:
-    """A model predicting zero noise that records the shapes it is called with."""
+    """A data model predicting μ (a tame run) that records the shapes it is called with."""
 
     def __init__(self, required_multiple: int = 1):
         self.required_multiple = required_multiple
@@ -45,7 +46,7 @@ class CallCounter:
 
     def __call__(self, x, t, mu):
         self.shapes.append(tuple(x.shape))
-        return torch.zeros_like(x)
+        return mu.clone()
 
 
 def _clean(height: int = 13, width: int = 17) -> torch.Tensor:
@@ -59,22 +60,22 @@ def _clean(height: int = 13, width: int = 17) -> torch.Tensor:
 
 def test_restore_with_an_untrained_unet_keeps_odd_shapes_and_unit_range(untrained, schedule):
     degraded = degrade("denoise", _clean(), torch.Generator().manual_seed(0))
-    restored = restore(degraded, untrained, "noise", schedule, nfe=4)
+    restored = restore(degraded, untrained, "data", schedule, nfe=4)
     assert restored.shape == (3, 13, 17) and restored.dtype == torch.float32
     assert float(restored.min()) >= 0.0 and float(restored.max()) <= 1.0
-    batch = restore(torch.stack([degraded, degraded]), untrained, "noise", schedule, nfe=4)
+    batch = restore(torch.stack([degraded, degraded]), untrained, "data", schedule, nfe=4)
     assert batch.shape == (2, 3, 13, 17)
 
 
 def test_restore_pads_to_the_model_multiple(schedule):
     model = CallCounter(required_multiple=8)
-    restore(_clean(13, 17), model, "noise", schedule, nfe=3)
+    restore(_clean(13, 17), model, "data", schedule, nfe=3)
     assert set(model.shapes) == {(1, 3, 16, 24)}
 
 
 def test_restore_is_determined_by_the_seed(untrained, schedule):
     degraded = _clean(16, 16)
-    run = lambda seed: restore(degraded, untrained, "noise", schedule, "mrs-sde-1-data", 3, seed)  # noqa: E731
+    run = lambda seed: restore(degraded, untrained, "data", schedule, "mrs-sde-1-data", 3, seed)  # noqa: E731
     assert torch.equal(run(1), run(1))
     assert not torch.equal(run(1), run(2))
 
@@ -103,7 +104,7 @@ def test_restore_with_a_data_oracle_returns_the_clean_image(schedule):
 def test_nfe_budget_converts_to_steps_and_is_spent(sampler, nfe, steps, schedule):
     assert steps_for_nfe(sampler, nfe) == steps
     model = CallCounter()
-    restore(_clean(8, 8), model, "noise", schedule, sampler, nfe)
+    restore(_clean(8, 8), model, "data", schedule, sampler, nfe)
     assert len(model.shapes) == nfe_for_steps(sampler, steps) <= nfe
 
 
@@ -116,7 +117,7 @@ def test_minimum_nfe_counts_the_start_call():
 @pytest.mark.parametrize(
     ("sampler", "nfe", "message"),
     [
-        ("mrs-ode-2-data", 0, "needs at least 1 network calls"),
+        ("mrs-ode-2-data", 0, "the NFE budget must be an integer ≥ 1, got 0"),
         ("heun-ode", 1, "heun-ode needs at least 2 network calls for one step"),
         ("mrs-ode-2-data", MAX_NFE + 1, "absurd; at most 10000"),
         ("mrs-ode-9-data", 10, "unknown sampler 'mrs-ode-9-data'; known solvers: .*heun-ode"),
@@ -124,15 +125,81 @@ def test_minimum_nfe_counts_the_start_call():
 )
 def test_bad_budgets_and_samplers_are_refused_clearly(sampler, nfe, message, schedule):
     with pytest.raises(ValueError, match=message):
-        restore(_clean(8, 8), CallCounter(), "noise", schedule, sampler, nfe)
+        restore(_clean(8, 8), CallCounter(), "data", schedule, sampler, nfe)
 
 
 def test_restore_refuses_an_absent_device(schedule):
     with pytest.raises(ValueError, match="unknown device 'gpu7'"):
-        restore(_clean(8, 8), CallCounter(), "noise", schedule, device="gpu7")
+        restore(_clean(8, 8), CallCounter(), "data", schedule, device="gpu7")
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA is not available"):
-            restore(_clean(8, 8), CallCounter(), "noise", schedule, device="cuda")
+            restore(_clean(8, 8), CallCounter(), "data", schedule, device="cuda")
+
+
+@pytest.mark.parametrize(
+    ("images", "message"),
+    [
+        ((torch.rand(3, 8, 8) * 255).to(torch.uint8), r"torch.uint8.*images.float\(\) / 255"),
+        (torch.rand(3, 8, 8) * 255, r"values in \[.*\].*divide a 0–255 image by 255"),
+        (torch.full((3, 8, 8), -1.5), r"values in \[-1\.5, -1\.5\]"),
+        (torch.full((3, 8, 8), float("nan")), "192 NaN/Inf values"),
+        (torch.rand(8, 8), r"got a tensor of shape \(8, 8\)"),
+        (torch.rand(4, 8, 8), r"\[3, H, W\] image .* shape \(4, 8, 8\)"),
+        (torch.rand(2, 1, 3, 8, 8), r"shape \(2, 1, 3, 8, 8\)"),
+        (torch.rand(0, 3, 8, 8), r"shape \(0, 3, 8, 8\)"),
+    ],
+)
+def test_restore_refuses_images_it_cannot_restore_saying_how_to_fix_them(images, message, schedule):
+    model = CallCounter()
+    with pytest.raises(ValueError, match=message):
+        restore(images, model, "data", schedule, nfe=2)
+    assert not model.shapes
+    from mrs_numerics.restoration import restore_shipped
+
+    with pytest.raises(ValueError, match=message):
+        restore_shipped(images, task="denoise", nfe=2)
+
+
+def test_restore_refuses_a_non_tensor_and_accepts_noise_overshoot(schedule):
+    with pytest.raises(TypeError, match=r"torch\.Tensor, got ndarray"):
+        restore(_clean(8, 8).numpy(), CallCounter(), "data", schedule, nfe=2)
+    # a noisy μ is not clipped (the shipped denoise networks are trained on it so)
+    overshoot = _clean(8, 8) + torch.linspace(-0.9, 0.9, 8)
+    assert restore(overshoot, CallCounter(), "data", schedule, nfe=2).shape == (3, 8, 8)
+
+
+class Diverging:
+    """A data model far from any image: the state runs away from μ."""
+
+    required_multiple = 1
+
+    def __call__(self, x, t, mu):
+        return mu + 100.0
+
+
+def test_restore_raises_on_divergence_unless_allowed(schedule):
+    from mrs_numerics.solvers.engine import DivergenceError
+
+    with pytest.raises(DivergenceError, match="diverged"):
+        restore(_clean(8, 8), Diverging(), "data", schedule, "mrs-ode-2-data", nfe=3)
+    with pytest.warns(RuntimeWarning, match="diverged"):
+        image = restore(
+            _clean(8, 8), Diverging(), "data", schedule, "mrs-ode-2-data", 3, allow_divergence=True
+        )
+    assert image.shape == (3, 8, 8) and float(image.min()) == 1.0  # μ + 100, clamped
+    with pytest.raises(DivergenceError):
+        restore(_clean(16, 16), Diverging(), "data", schedule, nfe=3, tile=8, overlap=2)
+
+
+def test_restore_shows_progress_bars_only_when_asked(untrained, schedule, capsys):
+    restore(_clean(16, 16), untrained, "data", schedule, nfe=3)
+    assert capsys.readouterr().err == ""
+    restore(_clean(16, 16), untrained, "data", schedule, nfe=3, progress=True)
+    err = capsys.readouterr().err
+    assert "sampling" in err and "tiles" not in err
+    restore(_clean(16, 16), untrained, "data", schedule, nfe=3, tile=8, progress=True)
+    err = capsys.readouterr().err
+    assert "tiles" in err and "sampling" in err and "/9" in err  # 9 tiles, with their count
 
 
 # ---------------------------------------------------------------------------------------------
@@ -210,12 +277,16 @@ def test_degrade_errors_exit_2_with_one_line(arguments, message, photo_folder, t
     [
         (["--task", "dehaze"], "unknown task 'dehaze'; allowed: denoise"),
         (["--task", "denoise", "--sampler", "dpm"], "unknown sampler 'dpm'; known solvers: "),
-        (["--task", "denoise", "--nfe", "0"], "needs at least 1 network calls"),
+        (["--task", "denoise", "--nfe", "0"], "the NFE budget must be an integer ≥ 1, got 0"),
         (["--task", "denoise", "--nfe", "20000"], "absurd; at most 10000"),
         (["--task", "denoise", "--sampler", "heun-ode", "--nfe", "1"], "at least 2"),
         (["--task", "denoise", "--grid", "tuned", "--sampler", "euler-ode"], "no tuned grid"),
         (["--task", "denoise", "--device", "gpu7"], "unknown device 'gpu7'"),
         ([], "give --task"),
+        (["--task", "denoise", "--tile", "big"], "--tile must be a number of pixels or none"),
+        (["--task", "denoise", "--tile", "-8"], "--tile must be ≥ 0 pixels, got -8"),
+        (["--task", "denoise", "--tile-overlap", "-1"], "--tile-overlap must be ≥ 0 pixels"),
+        (["--task", "denoise", "--max-memory", "lots"], "unknown memory size 'lots'"),
     ],
 )
 def test_restore_errors_exit_2_before_loading_a_network(
@@ -227,19 +298,18 @@ def test_restore_errors_exit_2_before_loading_a_network(
     assert not (tmp_path / "x.png").exists()
 
 
-@pytest.fixture
-def shipped(monkeypatch):
-    """The registry's loader patched to hand out an untrained tiny UNet for 'denoise'."""
+def _patch_registry(monkeypatch, network):
+    """The registry's loader patched to hand out ``network()`` as 'tiny-denoise' (data)."""
     from mrs_numerics.models import registry
 
     info = types.SimpleNamespace(
-        task="denoise", prediction="noise", schedule="cosine", max_sigma=50 / 255
+        task="denoise", prediction="data", schedule="cosine", max_sigma=50 / 255
     )
 
     def load_model(name, device="cpu"):
         if name != "tiny-denoise":
             raise ValueError(f"unknown model {name!r}; shipped: tiny-denoise")
-        return ConditionalUNet.random_init_for_benchmarks(0, **TINY_UNET).eval(), info
+        return network(), info
 
     def model_for_task(task, prediction=None):
         if task != "denoise":
@@ -251,6 +321,14 @@ def shipped(monkeypatch):
     return info
 
 
+@pytest.fixture
+def shipped(monkeypatch):
+    """The registry's loader patched to hand out an untrained tiny UNet for 'denoise'."""
+    return _patch_registry(
+        monkeypatch, lambda: ConditionalUNet.random_init_for_benchmarks(0, **TINY_UNET).eval()
+    )
+
+
 def test_restore_a_folder_of_odd_sizes_end_to_end(shipped, photo_folder, tmp_path, capsys):
     noisy = tmp_path / "noisy"
     assert main(["degrade", str(photo_folder), "-o", str(noisy), "--task", "denoise"]) == 0
@@ -260,7 +338,7 @@ def test_restore_a_folder_of_odd_sizes_end_to_end(shipped, photo_folder, tmp_pat
     assert read_image(out / "a.png").shape == (3, 21, 30)
     assert read_image(out / "b.png").shape == (3, 32, 19)
     stdout = capsys.readouterr().out
-    assert "with tiny-denoise (denoise, noise prediction) and mrs-ode-3-data" in stdout
+    assert "with tiny-denoise (denoise, data prediction) and mrs-ode-3-data" in stdout
     assert "2 steps, 3 network calls each" in stdout
 
 
@@ -272,6 +350,64 @@ def test_restore_refuses_a_network_of_another_task(shipped, photo_folder, tmp_pa
     assert "no shipped network for task 'blur'" in _error_line(capsys, "restore")
     assert main([*argv, "--model", "tiny-denoise"]) == 0
     assert read_image(tmp_path / "x.png").shape == (3, 21, 30)
+
+
+def test_restore_in_tiles_end_to_end(shipped, photo_folder, tmp_path, capsys):
+    source, out = str(photo_folder / "a.png"), tmp_path / "x.png"
+    argv = ["restore", source, "-o", str(out), "--task", "denoise", "--nfe", "2"]
+    assert main([*argv, "--tile", "16", "--tile-overlap", "4"]) == 0
+    stdout = capsys.readouterr().out
+    assert re.search(r"a\.png -> .*x\.png \(6 tiles\)", stdout)  # 24×32 padded: 2 × 3 tiles
+    assert "network calls each (per tile)" in stdout
+    tiled = read_image(out)
+    assert tiled.shape == (3, 21, 30)
+    assert main([*argv, "--tile", "none"]) == 0
+    assert "tiles)" not in capsys.readouterr().out
+    assert not torch.equal(read_image(out), tiled)
+    assert main([*argv, "--max-memory", "1GB"]) == 0  # fits whole: no tiles
+    assert "tiles)" not in capsys.readouterr().out
+    assert main([*argv, "--max-memory", "100KB"]) == 2
+    assert "too small for 1 image(s) of 24×32 pixels" in _error_line(capsys, "restore")
+
+
+def test_restore_progress_bars_follow_the_terminal_and_quiet(
+    shipped, photo_folder, tmp_path, capsys, monkeypatch
+):
+    argv = ["restore", str(photo_folder), "-o", str(tmp_path / "out"), "--task", "denoise"]
+    argv += ["--nfe", "2"]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""  # stderr is not a terminal: no bars
+    assert "a.png -> " in captured.out
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert "images" in captured.err and "sampling" in captured.err and "/2" in captured.err
+    assert "a.png -> " in captured.out and "b.jpg -> " in captured.out
+    assert main([*argv, "--quiet"]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_a_diverged_run_fails_the_command_unless_allowed(
+    monkeypatch, photo_folder, tmp_path, capsys
+):
+    class Diverging:
+        def __call__(self, x, t, mu):
+            return mu + 100.0
+
+    _patch_registry(monkeypatch, Diverging)
+    out = tmp_path / "x.png"
+    argv = ["restore", str(photo_folder / "a.png"), "-o", str(out), "--task", "denoise"]
+    argv += ["--sampler", "mrs-ode-2-data", "--nfe", "3"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert re.match(r"mrs-numerics restore: failed: .*a\.png: the sampler diverged at step", err)
+    assert not out.exists()
+    assert main([*argv, "--allow-divergence"]) == 0
+    err = capsys.readouterr().err
+    assert re.match(r"mrs-numerics restore: warning: .*a\.png: the sampler diverged", err)
+    assert out.is_file()
 
 
 def test_restore_shipped_uses_the_task_network_and_improves_a_noisy_crop():

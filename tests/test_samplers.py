@@ -227,7 +227,7 @@ def test_low_precision_agrees_with_float64(dtype, prediction, steps):
     assert error < LOW_PRECISION_TOLERANCE[(dtype, prediction)]
 
 
-def test_nan_model_output_is_reported_with_its_step():
+def test_nan_model_output_is_reported_with_its_step_and_stops_the_run():
     problem = GaussianData.random(SCHEDULE)
     calls = []
 
@@ -238,6 +238,7 @@ def test_nan_model_output_is_reported_with_its_step():
 
     with pytest.raises(NonFiniteError, match=r"NaN/Inf at step 2 \(t = "):
         MRSampler(SCHEDULE, "ode", 2, "data", "data").sample(broken, problem.mu, steps=6)
+    assert len(calls) == 3  # on the CPU the run stops at the bad step: no further call
 
 
 def test_bad_input_gets_clear_errors():
@@ -273,7 +274,7 @@ def test_bad_input_gets_clear_errors():
 def test_noise_form_sde_at_low_nfe_warns():
     problem = GaussianData.random(SCHEDULE)
     sampler = MRSampler(SCHEDULE, "sde", 1, "noise", "data")
-    warned = pytest.warns(UserWarning, match="known to blow up at very low NFE")
+    warned = pytest.warns(UserWarning, match="known to diverge at low NFE")
     with warned, contextlib.suppress(NonFiniteError):
         sampler.sample(problem.data, problem.mu, steps=4)
     with warnings.catch_warnings():

@@ -98,7 +98,12 @@ def test_official_preset_uses_the_mrs_table_from_index_t_to_zero():
     times = sampler.timesteps(5)
     assert float(times[0]) == 100.0 and float(times[-1]) == 0.0
     mu = torch.zeros(2, 3, dtype=torch.float64)
-    result = sampler.sample(lambda x, t, mu_: torch.zeros_like(x), mu, steps=5)
+
+    def exact_noise(x, t, mu_):
+        """The exact ε for data x₀ = μ: x_t = μ + σ_t ξ, so ε = (x − μ)/σ_t."""
+        return (x - mu_) / sampler.schedule.sigma(t)[:, None]
+
+    result = sampler.sample(exact_noise, mu, steps=5)
     assert torch.isfinite(result.x).all() and result.nfe == 5
 
 

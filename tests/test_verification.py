@@ -101,8 +101,10 @@ def test_verify_command_writes_json_report_and_plots(tmp_path):
         "model_prediction",
         "observed_order",
         "passed",
+        "verdict",
     }
     assert document["results"] and all(set(row) == keys for row in document["results"])
+    assert all(row["verdict"] in ("pass", "faster than declared") for row in document["results"])
     assert {row["order_kind"] for row in document["results"]} == {"global", "strong", "weak"}
     assert (out / "orders.json").exists() and (out / "report.md").exists()
     assert (out / "orders_global.png").stat().st_size > 10_000

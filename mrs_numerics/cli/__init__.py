@@ -3,7 +3,9 @@
 Each subcommand module has ``register(subparsers)`` (its arguments) and ``run(args)`` (calling
 the library); [`SUBCOMMANDS`][mrs_numerics.cli.SUBCOMMANDS] lists them in ``--help`` order.
 Expected failures (bad input, missing files) print one line on stderr and exit with status 2,
-without a traceback.
+without a traceback; a run that fails on valid input (NaN/Inf model output, a diverged sampler)
+prints one line and exits with status 1. Every subcommand takes ``--threads N``: torch's CPU
+threads for the run, [`DEFAULT_THREADS`][mrs_numerics.cli.common.DEFAULT_THREADS] when not given.
 """
 
 from __future__ import annotations
@@ -14,7 +16,15 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from mrs_numerics.cli import benchmark, codegen, degrade, models, restore, train, tune, verify
-from mrs_numerics.cli.common import EXIT_USAGE, EXPECTED_ERRORS
+from mrs_numerics.cli.common import (
+    EXIT_FAILED,
+    EXIT_USAGE,
+    EXPECTED_ERRORS,
+    FAILED_RUNS,
+    add_threads_option,
+    thread_count,
+    torch_threads,
+)
 
 SUBCOMMANDS: tuple[ModuleType, ...] = (
     codegen,
@@ -38,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for subcommand in SUBCOMMANDS:
         subcommand.register(subparsers)
+    add_threads_option(parser)
     return parser
 
 
@@ -47,10 +58,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.argv = argv
     try:
-        return args.run(args)
+        with torch_threads(thread_count(args.threads)):
+            return args.run(args)
     except EXPECTED_ERRORS as error:
         sys.stderr.write(f"mrs-numerics {args.command}: error: {error}\n")
         return EXIT_USAGE
+    except FAILED_RUNS as error:
+        sys.stderr.write(f"mrs-numerics {args.command}: failed: {error}\n")
+        return EXIT_FAILED
 
 
-__all__ = ["EXIT_USAGE", "SUBCOMMANDS", "build_parser", "main"]
+__all__ = ["EXIT_FAILED", "EXIT_USAGE", "SUBCOMMANDS", "build_parser", "main"]

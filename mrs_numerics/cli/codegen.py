@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import sys
+import warnings
 from pathlib import Path
 
 import mrs_numerics
@@ -49,7 +51,11 @@ def run(args: argparse.Namespace) -> int:
     from derivations.schedule_codegen import derive_user_schedule, user_schedule_files
 
     t_max = 1.0 if args.t_max is None else args.t_max
-    derived = derive_user_schedule(args.theta, args.name, t_max)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        derived = derive_user_schedule(args.theta, args.name, t_max)
+    for warning in caught:
+        sys.stderr.write(f"mrs-numerics codegen: warning: {warning.message}\n")
     out = Path(args.out).expanduser() if args.out else user_schedule_dir()
     _refuse_package_folder(out)
     written = write_modules(out, user_schedule_files(derived))

@@ -55,7 +55,9 @@ def run(args: argparse.Namespace) -> int:
     """Train (or resume), and export when asked."""
     # imported here: training pulls in the networks, photos and samplers
     from mrs_numerics.models.training import TrainConfig, evaluate_heldout, export, train
+    from mrs_numerics.restoration.restore import resolve_device
 
+    device = resolve_device(args.device)
     config = TrainConfig(
         task=args.task,
         prediction=args.prediction,
@@ -68,15 +70,13 @@ def run(args: argparse.Namespace) -> int:
         time_scale=args.time_scale,
     )
     work = Path(args.work) / f"{args.task}-{args.prediction}-seed{args.seed}"
-    net, facts = train(
-        config, work, args.device, args.resume, not args.no_progress, args.stop_after
-    )
+    net, facts = train(config, work, device, args.resume, not args.no_progress, args.stop_after)
     if facts["completed"] < config.iterations:
         say(f"stopped at step {facts['completed']} of {config.iterations}: resume with --resume")
         return 0
     say(f"trained {config.iterations} iterations in {facts['seconds']:.0f} s on {facts['device']}")
     if args.export:
-        heldout = evaluate_heldout(net, config, args.device)
+        heldout = evaluate_heldout(net, config, device)
         for name, row in heldout["images"].items():
             say(
                 f"held-out {name}: input {row['input_psnr']:.2f} dB → restored "

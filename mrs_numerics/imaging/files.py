@@ -5,11 +5,14 @@ An image is a float tensor in [0, 1], RGB, shape ``[3, H, W]``; a batch is ``[B,
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps
+
+LOGGER = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 """File suffixes [`read_image`][mrs_numerics.imaging.files.read_image] and
@@ -29,9 +32,35 @@ def to_uint8(image: torch.Tensor) -> np.ndarray:
     return scaled.round().to(torch.uint8).permute(1, 2, 0).numpy()
 
 
+CONVERSION_NOTES = {
+    "RGBA": "RGBA: the alpha channel was dropped",
+    "LA": "grey with alpha: the alpha channel was dropped, grey copied to R, G and B",
+    "PA": "palette with alpha: the palette was applied and the alpha channel dropped",
+    "P": "a palette image: the palette was applied",
+    "L": "grey: copied to R, G and B",
+    "1": "black and white: copied to R, G and B",
+    "I": "16/32-bit grey: reduced to 8 bits and copied to R, G and B",
+    "I;16": "16-bit grey: reduced to 8 bits and copied to R, G and B",
+    "CMYK": "CMYK: converted to RGB",
+}
+"""What [`read_image`][mrs_numerics.imaging.files.read_image] says when it converts a file mode."""
+
+
+def conversion_note(mode: str) -> str | None:
+    """The note for a PIL image mode that is not plain 8-bit RGB (None for RGB)."""
+    if mode == "RGB":
+        return None
+    if mode.startswith("I;16"):
+        return CONVERSION_NOTES["I;16"]
+    return CONVERSION_NOTES.get(mode, f"mode {mode}: converted to 8-bit RGB")
+
+
 def _pil_rgb_array(file) -> np.ndarray:
     with Image.open(file) as opened:
         picture = ImageOps.exif_transpose(opened)
+        note = conversion_note(picture.mode)
+        if note is not None:
+            LOGGER.warning("note: %s is %s", file, note)
         if picture.mode == "I" or picture.mode.startswith("I;16"):
             grey = np.asarray(picture, dtype=np.float64) / 65535.0
             return np.repeat((grey * 255.0).round().astype(np.uint8)[..., None], 3, axis=2)
@@ -42,7 +71,10 @@ def read_image(path: str | Path) -> torch.Tensor:
     """A PNG or JPEG file as a ``[3, H, W]`` float32 tensor in [0, 1] (grey becomes RGB).
 
     Alpha is dropped; 16-bit grey PNGs are reduced to 8 bits; JPEG EXIF orientation is applied.
-    An unreadable file raises ValueError naming the path.
+    Any conversion (RGBA, grey, 16-bit, palette, CMYK) is said in one line on stderr, through
+    the ``mrs_numerics.imaging.files`` logger at WARNING level (see
+    [`conversion_note`][mrs_numerics.imaging.files.conversion_note]). An unreadable file raises
+    ValueError naming the path.
     """
     try:
         return from_uint8(_pil_rgb_array(path))

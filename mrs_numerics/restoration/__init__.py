@@ -3,6 +3,8 @@
 - [`restore`][mrs_numerics.restoration.restore.restore] and
   [`restore_shipped`][mrs_numerics.restoration.restore.restore_shipped]: restore under an NFE
   budget; [`paths`][mrs_numerics.restoration.paths]: input/output pairing of the commands;
+- [`tiling`][mrs_numerics.restoration.tiling]: large images in overlapping tiles under a
+  memory budget (layout, blending window, noise cropping, the memory estimate);
 - [`quality`][mrs_numerics.restoration.quality]: the ``benchmark quality`` study (quality and
   solver fidelity against NFE).
 """
@@ -11,18 +13,24 @@ from __future__ import annotations
 
 from mrs_numerics.restoration.restore import (
     MAX_NFE,
+    check_images,
     minimum_nfe,
     nfe_for_steps,
+    plan_tiles,
     resolve_device,
     restore,
     restore_shipped,
     steps_for_nfe,
 )
+from mrs_numerics.restoration.tiling import parse_memory
 
 __all__ = [
     "MAX_NFE",
+    "check_images",
     "minimum_nfe",
     "nfe_for_steps",
+    "parse_memory",
+    "plan_tiles",
     "resolve_device",
     "restore",
     "restore_shipped",

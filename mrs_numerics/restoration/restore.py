@@ -15,22 +15,42 @@ network calls (NFE) and converted to steps with the solver registry's declared c
 network and a budget), ``"lambda"``, ``"time"`` or ``"karras"``. By default a variant on a
 shipped network uses its tuned grid where one ships for the budget, else the uniform-λ grid;
 the choice made is reported in [`Sampling.description`][mrs_numerics.restoration.restore.Sampling].
+
+**Inputs** ([`check_images`][mrs_numerics.restoration.restore.check_images]) are refused before
+anything runs when they cannot be degraded images in [0, 1]: integer tensors, NaN/Inf, a 0–255
+image stored as floats, a wrong shape. **Large images** are restored in overlapping tiles under
+a memory budget ([`plan_tiles`][mrs_numerics.restoration.restore.plan_tiles], mechanics in
+[`tiling`][mrs_numerics.restoration.tiling]); each tile is one whole run whose noise is the crop
+of the untiled run's. ``progress=True`` shows tqdm bars over the tiles and the steps. A
+diverged run raises ``DivergenceError`` unless ``allow_divergence``.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
 
 from mrs_numerics import schedules
+from mrs_numerics._checks import integer
 from mrs_numerics.imaging.padding import pad_to_multiple, unpad
 from mrs_numerics.models.registry import shipped_network
 from mrs_numerics.models.tuned_grids import TunedGrid, shipped_grid, shipped_grids
+from mrs_numerics.restoration.tiling import (
+    Tile,
+    choose_tile,
+    default_overlap,
+    estimate_bytes,
+    network_bytes_per_pixel,
+    parse_memory,
+    sample_in_tiles,
+    tile_grid,
+)
 from mrs_numerics.schedules.grids import SPACINGS
-from mrs_numerics.solvers.base import SamplerBase
+from mrs_numerics.solvers.base import SamplerBase, prior_sample
 from mrs_numerics.solvers.factory import make_sampler
 from mrs_numerics.solvers.presets import DEFAULT_FEW_STEP_VARIANT, FEW_STEP_VARIANTS
 from mrs_numerics.solvers.registry import SOLVERS, solver_info
@@ -57,8 +77,7 @@ def steps_for_nfe(sampler: str, nfe: int) -> int:
     on its start (nfe = 10 → 9 steps) and ``heun-ode`` two calls per step (nfe = 10 → 5 steps).
     """
     info = solver_info(sampler)
-    if isinstance(nfe, bool) or not isinstance(nfe, int):
-        raise ValueError(f"the NFE budget must be an integer, got {nfe!r}")
+    nfe = integer(nfe, "the NFE budget")
     if nfe > MAX_NFE:
         raise ValueError(f"an NFE budget of {nfe} is absurd; at most {MAX_NFE} network calls")
     least = minimum_nfe(sampler)
@@ -117,6 +136,12 @@ class Sampling:
             return self.sampler.sample(model, mu, timesteps=self.timesteps, **kwargs)
         return self.sampler.sample(model, mu, steps=self.steps, **kwargs)
 
+    def prior(self, mu: torch.Tensor, generator) -> torch.Tensor:
+        """The start ``sample`` draws itself: μ + σ(t_0)·ξ at this grid's first time."""
+        steps = None if self.timesteps is not None else self.steps
+        plan = self.sampler.prepare(steps, self.timesteps, mu.device, mu.dtype)
+        return prior_sample(self.sampler.schedule, mu, plan.timesteps[0], generator)
+
 
 def choose_sampling(
     schedule,
@@ -146,8 +171,7 @@ def choose_sampling(
     if grid is not None and grid not in GRIDS:
         raise ValueError(f"unknown grid {grid!r}; allowed: {', '.join(GRIDS)}")
     solver_id, options = named_sampler(name)
-    if isinstance(nfe, bool) or not isinstance(nfe, int):
-        raise ValueError(f"the NFE budget must be an integer, got {nfe!r}")
+    nfe = integer(nfe, "the NFE budget")
     if nfe > MAX_NFE:
         raise ValueError(f"an NFE budget of {nfe} is absurd; at most {MAX_NFE} network calls")
     label = name if name == solver_id else f"{name} ({_settings(solver_id, options)})"
@@ -218,6 +242,112 @@ def _no_tuned_grid(model_name: str, name: str, nfe: int) -> str:
     )
 
 
+INPUT_RANGE = (-1.0, 2.0)
+"""The values [`restore`][mrs_numerics.restoration.restore.restore] accepts. Images are in
+[0, 1]; a degraded image may overshoot by its noise (the denoise task's μ is not clipped, and
+the shipped networks were trained on it so), so values in [−1, 2] pass and anything beyond is
+refused as a mistake, such as a 0–255 image in float."""
+
+
+def check_images(images: torch.Tensor, channels: int = 3) -> None:
+    """Refuse what cannot be a batch of degraded images in [0, 1], saying how to fix it.
+
+    Raises:
+        TypeError: If ``images`` is not a tensor.
+        ValueError: For a shape other than ``[C, H, W]`` or ``[B, C, H, W]`` with ``channels``
+            channels (the message shows the shape given), an integer or boolean dtype (convert
+            with ``images.float() / 255``), NaN/Inf values, or values outside
+            [`INPUT_RANGE`][mrs_numerics.restoration.restore.INPUT_RANGE].
+    """
+    if not isinstance(images, torch.Tensor):
+        raise TypeError(f"images must be a torch.Tensor, got {type(images).__name__}")
+    shape = tuple(images.shape)
+    if images.ndim not in (3, 4) or shape[-3] != channels or images.numel() == 0:
+        raise ValueError(
+            f"need a [{channels}, H, W] image or [B, {channels}, H, W] batch, got a tensor of "
+            f"shape {shape}"
+        )
+    if not images.is_floating_point():
+        scale = {torch.uint8: " / 255", torch.bool: ""}.get(images.dtype, " / its maximum")
+        raise ValueError(
+            f"images are {images.dtype}, but restore needs floats in [0, 1]: convert with "
+            f"images.float(){scale} (8-bit images: images.float() / 255)"
+        )
+    bad = int((~torch.isfinite(images)).sum())
+    if bad:
+        raise ValueError(f"images contain {bad} NaN/Inf values; restore needs finite values")
+    low, high = (float(v) for v in torch.aminmax(images))
+    if low < INPUT_RANGE[0] or high > INPUT_RANGE[1]:
+        raise ValueError(
+            f"images have values in [{low:.4g}, {high:.4g}], but restore needs images in [0, 1]"
+            f" (noise may overshoot to [{INPUT_RANGE[0]:g}, {INPUT_RANGE[1]:g}]): divide a "
+            "0–255 image by 255 (images.float() / 255)"
+        )
+
+
+def plan_tiles(
+    shape: Sequence[int],
+    model: Callable,
+    tile: int | None = None,
+    overlap: int | None = None,
+    max_memory: int | str | None = None,
+) -> list[Tile] | None:
+    """The tiles a restoration of images of ``shape`` runs in; None for one untiled run.
+
+    Args:
+        shape: ``[C, H, W]`` or ``[B, C, H, W]`` (unpadded).
+        model: The network (its ``required_multiple`` and memory estimate, see
+            [`network_bytes_per_pixel`][mrs_numerics.restoration.tiling.network_bytes_per_pixel]).
+        tile: The tile side in pixels (rounded down to the network's multiple); None or 0:
+            none, unless ``max_memory`` asks for tiles.
+        overlap: Pixels shared by neighbouring tiles (rounded up to the multiple); None: a
+            quarter of the tile.
+        max_memory: A memory budget (bytes, or text such as ``"4GB"``); without ``tile``, the
+            largest tile whose estimated peak fits (no tiles if the whole image fits).
+
+    Raises:
+        ValueError: For a negative tile or overlap, an overlap not shorter than the tile, or
+            a budget too small for the smallest tile.
+    """
+    if tile is not None:
+        tile = integer(tile, "the tile side (pixels)", least=0)
+    if overlap is not None:
+        overlap = integer(overlap, "the tile overlap (pixels)")
+    if overlap is not None and overlap < 0:
+        raise ValueError(f"the tile overlap must be a number of pixels ≥ 0, got {overlap!r}")
+    multiple = getattr(model, "required_multiple", 1)
+    batch = shape[0] if len(shape) == 4 else 1
+    height, width = (-(-size // multiple) * multiple for size in shape[-2:])
+    budget = None if max_memory is None else parse_memory(max_memory)
+    if tile:
+        side: int | None = max(tile // multiple, 1) * multiple
+    elif budget is not None:
+        side = choose_tile(height, width, batch, multiple, network_bytes_per_pixel(model), budget)
+    else:
+        side = None
+    if side is None or (side >= height and side >= width):
+        return None
+    overlap = default_overlap(side, multiple) if overlap is None else overlap
+    tiles = tile_grid(height, width, side, overlap, multiple)
+    _warn_over_budget(tiles, batch, height * width, model, budget)
+    LOGGER.info("restore in %d tiles of %d px (overlap ≥ %d px)", len(tiles), side, overlap)
+    return tiles
+
+
+def _warn_over_budget(tiles: list[Tile], batch: int, pixels: int, model, budget) -> None:
+    """Log a warning where an explicit tile's estimated peak exceeds the memory budget."""
+    if budget is None:
+        return
+    need = estimate_bytes(batch, pixels, math.prod(tiles[0].size), network_bytes_per_pixel(model))
+    if need > budget:
+        LOGGER.warning(
+            "tiles of %s px need about %.0f MB, above the budget of %.0f MB",
+            tiles[0].size,
+            need / 1e6,
+            budget / 1e6,
+        )
+
+
 def restore(
     images: torch.Tensor,
     model: Callable,
@@ -229,15 +359,24 @@ def restore(
     device: str | torch.device = "cpu",
     grid: str | TunedGrid | None = None,
     model_name: str = "",
+    tile: int | None = None,
+    overlap: int | None = None,
+    max_memory: int | str | None = None,
+    progress: bool = False,
+    allow_divergence: bool = False,
 ) -> torch.Tensor:
     """Restored images, shaped like ``images`` (``[3, H, W]`` or ``[B, 3, H, W]``, any H, W).
 
     The images are reflect-padded to the model's ``required_multiple`` (1 if it has none),
     sampled from the prior μ + σ_T ξ to the clean end, clamped to [0, 1], cropped back and
-    returned on the device of ``images``.
+    returned on the device of ``images``. With ``tile`` or ``max_memory`` a large image is
+    restored in overlapping tiles, each a whole run, blended with a raised-cosine window; the
+    prior and SDE noise of every tile are crops of the untiled run's draws (see
+    [`tiling`][mrs_numerics.restoration.tiling]).
 
     Args:
-        images: The degraded images μ, in [0, 1].
+        images: The degraded images μ, floats in [0, 1] (see
+            [`check_images`][mrs_numerics.restoration.restore.check_images]).
         model: ``model(x, t, mu)``, the network; an ``nn.Module`` is moved to ``device`` in
             place.
         model_prediction: What ``model`` returns: ``"noise"``, ``"data"``, ``"velocity"`` or
@@ -245,44 +384,89 @@ def restore(
         task_schedule: The schedule the network was trained on.
         sampler: A solver id of [`SOLVERS`][mrs_numerics.solvers.registry.SOLVERS] or a
             few-step variant's name; None for the default variant.
-        nfe: The budget of network calls (the most steps whose run fits in it).
+        nfe: The budget of network calls (the most steps whose run fits in it); each tile
+            makes that many.
         seed: Seeds the generator of the prior noise and any SDE noise.
         device: Where the sampling runs (and the generator lives).
         grid: ``"tuned"``, ``"lambda"``, ``"time"``, ``"karras"``, a
             [`TunedGrid`][mrs_numerics.models.tuned_grids.TunedGrid], or None (see
             [`choose_sampling`][mrs_numerics.restoration.restore.choose_sampling]).
         model_name: The shipped network's name, for its tuned grids.
+        tile: Restore in tiles of this side (pixels); None or 0: untiled unless
+            ``max_memory`` asks for tiles (see
+            [`plan_tiles`][mrs_numerics.restoration.restore.plan_tiles]).
+        overlap: Pixels neighbouring tiles share; None: a quarter of the tile.
+        max_memory: A memory budget (bytes or text such as ``"4GB"``): without ``tile``, the
+            largest tile whose estimated peak fits is used.
+        progress: Show tqdm bars over the tiles and the steps (with their ETA).
+        allow_divergence: Return a diverged run's image (clamped, after the sampler's
+            ``RuntimeWarning``) instead of raising ``DivergenceError``.
 
     Returns:
         The restored images.
 
     Raises:
         ValueError: If the budget is too small for ``sampler`` (or above ``MAX_NFE``), the
-            images are not ``[3, H, W]`` or ``[B, 3, H, W]``, or ``device`` is unavailable.
+            images are refused by ``check_images``, the tiling is impossible or ``device`` is
+            unavailable.
+        TypeError: If ``images`` is not a tensor.
+        NonFiniteError: If the model returned NaN/Inf or (``DivergenceError``) the sampler
+            diverged, unless ``allow_divergence``.
     """
-    if isinstance(grid, TunedGrid):
-        chosen = choose_sampling(task_schedule, model_prediction, nfe, sampler, "lambda")
-        if grid.nfe > nfe:
-            raise ValueError(f"the tuned grid makes {grid.nfe} network calls, the budget is {nfe}")
-        chosen.timesteps, chosen.grid = grid.timesteps, "tuned"
-        chosen.steps, chosen.nfe = grid.steps, chosen.sampler.calls(grid.steps)
-    else:
-        chosen = choose_sampling(task_schedule, model_prediction, nfe, sampler, grid, model_name)
+    chosen = _sampling(task_schedule, model_prediction, nfe, sampler, grid, model_name)
     LOGGER.info("restore: %s", chosen.description)
-    if images.ndim not in (3, 4):
-        raise ValueError(f"need a [C, H, W] image or [B, C, H, W] batch, got {tuple(images.shape)}")
+    check_images(images, getattr(model, "channels", 3))
+    tiles = plan_tiles(images.shape, model, tile, overlap, max_memory)
     device = resolve_device(device)
     if isinstance(model, torch.nn.Module):
         model.to(device)
-    batch = images.unsqueeze(0) if images.ndim == 3 else images
-    mu, size = pad_to_multiple(
-        batch.to(device, torch.float32), getattr(model, "required_multiple", 1)
-    )
+    mu, size = _padded(images, device, getattr(model, "required_multiple", 1))
     generator = torch.Generator(device).manual_seed(seed)
+    options = {"progress": progress, "allow_divergence": allow_divergence}
     with torch.inference_mode():
-        result = chosen.sample(model, mu, generator=generator)
-    restored = unpad(result.x, size).clamp(0.0, 1.0).to(images.device)
-    return restored[0] if images.ndim == 3 else restored
+        if tiles is None:
+            restored = chosen.sample(model, mu, generator=generator, **options).x
+        else:
+            restored = _sample_tiled(chosen, model, mu, generator, tiles, options)
+    return _picture(restored, size, images)
+
+
+def _sampling(task_schedule, model_prediction, nfe, sampler, grid, model_name) -> Sampling:
+    """``choose_sampling``, also for an explicit ``TunedGrid``."""
+    if not isinstance(grid, TunedGrid):
+        return choose_sampling(task_schedule, model_prediction, nfe, sampler, grid, model_name)
+    chosen = choose_sampling(task_schedule, model_prediction, nfe, sampler, "lambda")
+    if grid.nfe > nfe:
+        raise ValueError(f"the tuned grid makes {grid.nfe} network calls, the budget is {nfe}")
+    chosen.timesteps, chosen.grid = grid.timesteps, "tuned"
+    chosen.steps, chosen.nfe = grid.steps, chosen.sampler.calls(grid.steps)
+    return chosen
+
+
+def _padded(images: torch.Tensor, device: torch.device, multiple: int):
+    """(μ, (H, W)): the images as a float32 batch on ``device``, padded to ``multiple``."""
+    batch = images.unsqueeze(0) if images.ndim == 3 else images
+    return pad_to_multiple(batch.to(device, torch.float32), multiple)
+
+
+def _sample_tiled(chosen: Sampling, model, mu, generator, tiles, options) -> torch.Tensor:
+    """One run per tile from the crops of one full-size prior and noise stream, blended."""
+    x_start = chosen.prior(mu, generator)
+
+    def run_tile(mu_tile, x_tile, noise):
+        return chosen.sample(model, mu_tile, x_T=x_tile, noise=noise, **options).x
+
+    return sample_in_tiles(run_tile, mu, x_start, generator, tiles, options["progress"])
+
+
+def _picture(restored: torch.Tensor, size: tuple[int, int], images: torch.Tensor):
+    """Cropped back, clamped to [0, 1], on the device of ``images`` and shaped like them.
+
+    The sampler never returns a NaN/Inf state, and a diverged one only with
+    ``allow_divergence`` (after its warning), so clamping hides no failure.
+    """
+    picture = unpad(restored, size).clamp(0.0, 1.0).to(images.device)
+    return picture[0] if images.ndim == 3 else picture
 
 
 def restore_shipped(
@@ -294,6 +478,11 @@ def restore_shipped(
     seed: int = 0,
     device: str | torch.device = "cpu",
     grid: str | None = None,
+    tile: int | None = None,
+    overlap: int | None = None,
+    max_memory: int | str | None = None,
+    progress: bool = False,
+    allow_divergence: bool = False,
 ) -> torch.Tensor:
     """[`restore`][mrs_numerics.restoration.restore.restore] with a shipped network.
 
@@ -312,6 +501,13 @@ def restore_shipped(
         device: Where the sampling runs.
         grid: ``"tuned"``, ``"lambda"``, ``"time"``, ``"karras"`` or None (the tuned grid where
             one ships for the budget, else uniform in λ).
+        tile: Restore in tiles of this side (pixels); None or 0: untiled unless ``max_memory``
+            asks for tiles.
+        overlap: Pixels neighbouring tiles share; None: a quarter of the tile.
+        max_memory: A memory budget (bytes or text such as ``"4GB"``).
+        progress: Show tqdm bars over the tiles and the steps.
+        allow_divergence: Return a diverged run's image (after a ``RuntimeWarning``) instead of
+            raising ``DivergenceError``.
 
     Returns:
         The restored images, shaped like ``images``.
@@ -320,6 +516,23 @@ def restore_shipped(
         ValueError: If neither ``task`` nor ``model`` is given, they disagree, or an argument
             of [`restore`][mrs_numerics.restoration.restore.restore] is refused.
     """
+    check_images(images)
     name, net, info = shipped_network(task, model)
     schedule = schedules.get(info.schedule, max_sigma=info.max_sigma)
-    return restore(images, net, info.prediction, schedule, sampler, nfe, seed, device, grid, name)
+    return restore(
+        images,
+        net,
+        info.prediction,
+        schedule,
+        sampler,
+        nfe,
+        seed,
+        device,
+        grid,
+        name,
+        tile=tile,
+        overlap=overlap,
+        max_memory=max_memory,
+        progress=progress,
+        allow_divergence=allow_divergence,
+    )

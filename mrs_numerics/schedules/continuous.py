@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 
 from mrs_numerics._generated.schedules_torch import SCHEDULES as _BUILTIN
+from mrs_numerics.schedules.protocol import check_max_sigma
 from mrs_numerics.schedules.user import load_user_schedule
 
 
@@ -47,9 +48,7 @@ class ContinuousSchedule:
         self.name = name
         self.module = module
         self.parameters = {**module.DEFAULTS, **parameters}
-        self.max_sigma = float(self.parameters["max_sigma"])
-        if not self.max_sigma > 0:
-            raise ValueError(f"max_sigma must be > 0, got {self.max_sigma}")
+        self.max_sigma = check_max_sigma(self.parameters["max_sigma"])
         if "eps" in self.parameters and not 0 < self.parameters["eps"] < 1:
             raise ValueError(f"eps must be in (0, 1), got {self.parameters['eps']}")
         self.t_min, self.t_max = float(module.T_MIN), float(module.T_MAX)

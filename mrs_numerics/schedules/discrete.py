@@ -15,6 +15,7 @@ import torch
 
 from mrs_numerics._generated import irsde_torch
 from mrs_numerics._generated import marginal_torch as _marginal
+from mrs_numerics.schedules.protocol import check_max_sigma
 
 
 def _tensor(value) -> torch.Tensor:
@@ -46,8 +47,9 @@ class DiscreteSchedule:
             )
         if not isinstance(T, int) or T < 1:
             raise ValueError(f"T must be a positive integer, got {T!r}")
-        if not max_sigma > 0 or not 0 < eps < 1:
-            raise ValueError(f"need max_sigma > 0 and 0 < eps < 1, got {max_sigma}, {eps}")
+        check_max_sigma(max_sigma)
+        if not 0 < eps < 1:
+            raise ValueError(f"need 0 < eps < 1, got {eps}")
         self.name = f"irsde-{kind}"
         self.kind, self.T, self.eps, self.theta0_offset = kind, T, eps, theta0_offset
         self.max_sigma = float(max_sigma)

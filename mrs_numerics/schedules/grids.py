@@ -21,6 +21,8 @@ import math
 
 import torch
 
+from mrs_numerics._checks import integer
+
 SPACINGS = ("lambda", "time", "karras")
 
 DEFAULT_END_SIGMA_RATIO = 2e-3
@@ -53,14 +55,20 @@ def timesteps(
     rho: float = 7.0,
 ) -> torch.Tensor:
     """N + 1 decreasing times for ``steps`` = N steps with the given ``spacing``."""
-    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
-        raise ValueError(f"steps must be an integer ≥ 1, got {steps!r}")
+    steps = integer(steps, "steps", least=1)
     if spacing not in SPACINGS:
         raise ValueError(f"unknown grid spacing {spacing!r}; allowed: {', '.join(SPACINGS)}")
     t_start = float(schedule.t_max) if t_start is None else float(t_start)
     t_end = default_t_end(schedule) if t_end is None else float(t_end)
     if lam_min is not None:
         t_clip = float(schedule.t_of_lam(torch.tensor(float(lam_min), dtype=torch.float64)))
+        lam_end = float(schedule.lam(_as_time(schedule, t_end)))
+        if not t_clip > t_end:
+            raise ValueError(
+                f"lam_min = {lam_min:g} starts the grid at or after its end: λ at the end time "
+                f"{t_end:.6g} is {lam_end:.4g}, so lam_min must be below it (lam_min caps the "
+                f"noisiest λ; λ at t_max is {float(schedule.lam(_as_time(schedule, t_start))):.4g})"
+            )
         t_start = min(t_start, t_clip)
     _check_range(schedule, t_start, t_end)
     if spacing == "time":

@@ -9,9 +9,9 @@ time (the discrete schedule's time unit,
 
 from __future__ import annotations
 
-import warnings
-
 import torch
+
+from mrs_numerics._warn import warn
 
 
 class IRSDEAdapter:
@@ -43,11 +43,10 @@ class IRSDEAdapter:
         if self.round_time:
             time = torch.round(t)
             if not self._warned and not torch.equal(time, t):
-                warnings.warn(
+                warn(
                     "IRSDEAdapter rounds fractional times to the nearest training index; use a "
                     "grid on integer indices (grid='time' with integer-aligned steps) or "
-                    "round_time=False",
-                    stacklevel=2,
+                    "round_time=False"
                 )
                 self._warned = True
             time = time.long()

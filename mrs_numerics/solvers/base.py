@@ -13,8 +13,9 @@ from collections.abc import Callable
 
 import torch
 
+from mrs_numerics._checks import integer
 from mrs_numerics.schedules import grids
-from mrs_numerics.schedules.protocol import Schedule
+from mrs_numerics.schedules.protocol import Schedule, check_prior
 from mrs_numerics.solvers.engine import (
     Evaluation,
     Plan,
@@ -104,8 +105,7 @@ class SamplerBase:
         Starts from the registry's declared cost and corrects it by counting
         ([`calls`][mrs_numerics.solvers.base.SamplerBase.calls]).
         """
-        if isinstance(nfe, bool) or not isinstance(nfe, int):
-            raise ValueError(f"the NFE budget must be an integer, got {nfe!r}")
+        nfe = integer(nfe, "the NFE budget", least=1)
         info = solver_info(self.solver_id)
         steps = max(1, (nfe - info.start_extra_nfe) // info.nfe_per_step)
         while steps > 1 and self.calls(steps) > nfe:
@@ -140,6 +140,7 @@ class SamplerBase:
         progress: bool = False,
         return_trajectory: bool = False,
         noise: NoiseSource | None = None,
+        allow_divergence: bool = False,
     ) -> SampleResult:
         """Sample from the prior at the grid's first time to its last.
 
@@ -160,20 +161,38 @@ class SamplerBase:
             return_trajectory: Also return x after every step.
             noise: A [`NoiseSource`][mrs_numerics.solvers.protocols.NoiseSource] for this run's
                 SDE noise (overrides the ``noise_fn`` option and ``generator``).
+            allow_divergence: Return a diverged state (with a ``RuntimeWarning``) instead of
+                raising [`DivergenceError`][mrs_numerics.solvers.engine.DivergenceError].
 
         Returns:
             The final state, the network calls made, the grid (and the trajectory).
 
         Raises:
-            NonFiniteError: If the model returned NaN/Inf (with the step) or the state
-                diverged.
+            NonFiniteError: If the model returned NaN/Inf or the state overflowed (with the
+                step; on the CPU the run stops at that step).
+            DivergenceError: If a sample's RMS distance from μ exceeded
+                [`DIVERGENCE_FACTOR`][mrs_numerics.solvers.engine.DIVERGENCE_FACTOR]·Λ.
+            TypeError, ValueError: For bad input (non-tensor or integer μ, non-finite μ or x_T,
+                mismatched shapes), and for a model or noise output that is not a tensor
+                shaped exactly like its input.
         """
         x_T, mu = _check_inputs(mu, x_T)
         plan = self.prepare(steps, timesteps, mu.device, mu.dtype)
         if x_T is None:
             x_T = prior_sample(self.schedule, mu, plan.timesteps[0], generator)
         noise = noise or self.options.noise_fn or GeneratorNoise(generator)
-        return run(plan, model, x_T, mu, self.options, noise, callback, progress, return_trajectory)
+        return run(
+            plan,
+            model,
+            x_T,
+            mu,
+            self.options,
+            noise,
+            callback,
+            progress,
+            return_trajectory,
+            allow_divergence,
+        )
 
 
 def _zero_noise(step, t_from, t_to, shape, dtype, device):
@@ -181,20 +200,38 @@ def _zero_noise(step, t_from, t_to, shape, dtype, device):
 
 
 def _check_inputs(mu, x_T):
-    if not isinstance(mu, torch.Tensor):
-        raise TypeError(f"mu must be a torch.Tensor, got {type(mu).__name__}")
+    """Refuse a condition μ or start state x_T the run cannot use, saying what was passed."""
+    _check_tensor("mu", mu)
     if mu.dim() < 1 or mu.shape[0] < 1:
         raise ValueError(f"mu must have shape [batch, ...] with batch ≥ 1, got {tuple(mu.shape)}")
-    if not mu.is_floating_point():
-        raise TypeError(f"mu must be a floating-point tensor, got {mu.dtype}")
     if x_T is not None:
+        _check_tensor("x_T", x_T)
         if x_T.shape != mu.shape:
             raise ValueError(f"x_T has shape {tuple(x_T.shape)} but mu has {tuple(mu.shape)}")
         if x_T.device != mu.device:
             raise ValueError(f"x_T is on {x_T.device} but mu is on {mu.device}")
         if x_T.dtype != mu.dtype:
             raise ValueError(f"x_T has dtype {x_T.dtype} but mu has {mu.dtype}")
+    for name, value in (("mu", mu), ("x_T", x_T)):
+        if value is not None and not bool(torch.isfinite(value).all()):
+            raise ValueError(
+                f"{name} contains NaN/Inf ({int((~torch.isfinite(value)).sum())} of "
+                f"{value.numel()} values): bad input, not a solver failure"
+            )
     return x_T, mu
+
+
+def _check_tensor(name: str, value) -> None:
+    """A floating-point torch tensor with data (not on the meta device)."""
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+    if not value.is_floating_point():
+        raise TypeError(
+            f"{name} must be a floating-point tensor, got {value.dtype} (convert with "
+            f"{name}.float(), and divide 8-bit images by 255)"
+        )
+    if value.device.type == "meta":
+        raise ValueError(f"{name} is on the meta device (no data); move it to a real device")
 
 
 def prior_sample(
@@ -205,6 +242,7 @@ def prior_sample(
     ξ is drawn in the working dtype (float32 for half-precision μ) with
     [`randn`][mrs_numerics.solvers.randomness.randn] (one generator, or one per sample).
     """
+    check_prior(schedule, t0)
     sigma0 = float(schedule.sigma(torch.as_tensor(t0, dtype=torch.float64)))
     work = master_dtype(mu.dtype)
     xi = randn(mu.shape, generator, work, mu.device)

@@ -20,7 +20,8 @@ from mrs_numerics._generated import baselines_torch
 from mrs_numerics._generated.baselines_registry import BASELINES
 from mrs_numerics.schedules.protocol import Schedule
 from mrs_numerics.solvers.base import SamplerBase
-from mrs_numerics.solvers.engine import Evaluation, Plan, Stage, Step, cast_coefficients
+from mrs_numerics.solvers.engine import Evaluation, Plan, Stage, Step
+from mrs_numerics.solvers.kernels import CoefficientBatch
 from mrs_numerics.solvers.options import SamplerOptions, Thresholding
 from mrs_numerics.solvers.protocols import NoiseSource
 
@@ -86,48 +87,56 @@ class BaselineSampler(SamplerBase):
             f"grid={self.options.grid!r})"
         )
 
-    def _values(self, s, t) -> dict:
+    def _values(self, times: torch.Tensor) -> dict:
+        """Per-step argument lists (floats) of the generated baseline functions."""
         sched = self.schedule
+        s, t = times[:-1], times[1:]
+        n = s.numel()
         return {
-            "dt": s - t,
-            "theta_s": sched.theta(s),
-            "alpha_s": sched.alpha(s),
-            "sigma_s": sched.sigma(s),
-            "theta_t": sched.theta(t),
-            "alpha_t": sched.alpha(t),
-            "sigma_t": sched.sigma(t),
-            "max_sigma": torch.tensor(sched.max_sigma, dtype=torch.float64),
+            "dt": (s - t).tolist(),
+            "theta_s": sched.theta(s).tolist(),
+            "alpha_s": sched.alpha(s).tolist(),
+            "sigma_s": sched.sigma(s).tolist(),
+            "theta_t": sched.theta(t).tolist(),
+            "alpha_t": sched.alpha(t).tolist(),
+            "sigma_t": sched.sigma(t).tolist(),
+            "max_sigma": [float(sched.max_sigma)] * n,
         }
 
     def plan(
         self, steps: int | None = None, timesteps=None, device=None, dtype=torch.float32
     ) -> Plan:
-        """Compile a run: grid and per-step float64 coefficients (cast to ``dtype``)."""
+        """Compile a run: grid and per-step float64 coefficients (cast to ``dtype``).
+
+        Every generated function is evaluated once on the whole grid
+        ([`CoefficientBatch`][mrs_numerics.solvers.kernels.CoefficientBatch]).
+        """
         times = self.resolve_times(steps, timesteps)
         sched = self.schedule
+        values = self._values(times)
+        moments = times.tolist()
+        batch = CoefficientBatch()
         plan_steps = []
         for i in range(times.numel() - 1):
-            s, t = times[i], times[i + 1]
-            values = self._values(s, t)
-            first = Evaluation("m0", float(s), float(values["alpha_s"]), float(values["sigma_s"]))
+            s, t = moments[i], moments[i + 1]
+            first = Evaluation("m0", s, values["alpha_s"][i], values["sigma_s"][i])
             stages_info = self.info.stages
             description = self.solver_id
-            if float(values["sigma_t"]) == 0.0 and not self.info.defined_at_sigma_zero:
+            if values["sigma_t"][i] == 0.0 and not self.info.defined_at_sigma_zero:
                 stages_info = BASELINES[SIGMA_ZERO_FALLBACK].stages
                 description = f"{self.solver_id}: Euler last step to σ = 0"
             stages = []
             for index, stage_info in enumerate(stages_info):
                 function = getattr(baselines_torch, stage_info.function)
-                coefficients = function(*(values[a] for a in stage_info.arguments))
+                pending = batch.request(function, *(values[a][i] for a in stage_info.arguments))
                 evaluate = None
                 if index + 1 < len(stages_info):
                     label = stages_info[index + 1].labels[-1]
-                    evaluate = Evaluation(
-                        label, float(t), float(sched.alpha(t)), float(sched.sigma(t))
-                    )
-                stages.append(Stage(coefficients, stage_info.labels, evaluate))
-            plan_steps.append(Step(float(s), float(t), first, stages, description))
+                    evaluate = Evaluation(label, t, values["alpha_t"][i], values["sigma_t"][i])
+                stages.append(Stage(pending, stage_info.labels, evaluate))
+            plan_steps.append(Step(s, t, first, stages, description))
+        batch.evaluate(dtype, device)
         for step in plan_steps:
             for stage in step.stages:
-                stage.coefficients = cast_coefficients(stage.coefficients, dtype, device)
+                stage.coefficients = batch.resolve(stage.coefficients)
         return Plan(times, plan_steps, 0, self.info.prediction, float(sched.max_sigma))

@@ -78,6 +78,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from mrs_numerics._checks import integer
 from mrs_numerics.schedules import grids
 from mrs_numerics.schedules.discrete import DiscreteSchedule
 from mrs_numerics.schedules.protocol import Schedule
@@ -121,8 +122,7 @@ def nested_grid(schedule, coarse_times, refinement: int, spacing: str = "lambda"
     … is nested (up to the round-off of t(λ), far inside
     [`MATCH_RTOL`][mrs_numerics.solvers.brownian.MATCH_RTOL]).
     """
-    if not isinstance(refinement, int) or isinstance(refinement, bool) or refinement < 1:
-        raise ValueError(f"refinement must be an integer ≥ 1, got {refinement!r}")
+    refinement = integer(refinement, "refinement", least=1)
     if spacing not in SPACINGS:
         raise ValueError(f"unknown spacing {spacing!r}; allowed: {', '.join(SPACINGS)}")
     times = grids.explicit(schedule, coarse_times)

@@ -26,11 +26,18 @@ divergence checks, GPU capture) is made here.
 4. *History.* After the step, ``m0`` (evaluated or carried) is pushed on the history of
    earlier outputs (``m1``, ``m2``, … for multistep updates), kept to ``plan.history`` entries;
    the output labelled ``step.carry`` is kept for the next step's m0.
-5. *Non-finite values.* A flag on the device records the first step whose model call returned
-   NaN/Inf (no host synchronisation per step): a carried output is charged to the step that
-   made the call. It is read once after the loop and reported as
-   [`NonFiniteError`][mrs_numerics.solvers.engine.NonFiniteError] with that step. A state that
-   turns non-finite with finite outputs is reported as solver divergence.
+5. *Non-finite values and divergence.* After every step the loop records, on the device, the
+   first step whose model call returned NaN/Inf (a carried output is charged to the step that
+   made the call), and the first step whose state is NaN/Inf or has diverged: a sample's RMS
+   distance from μ exceeds [`DIVERGENCE_FACTOR`][mrs_numerics.solvers.engine.DIVERGENCE_FACTOR]
+   · Λ (see [`diverged`][mrs_numerics.solvers.engine.diverged]). On the CPU the flags are read
+   after every step, so the run stops at the step where it went wrong; on an accelerator they
+   are read every [`CHECK_EVERY`][mrs_numerics.solvers.engine.CHECK_EVERY] steps and at the end
+   (no host synchronisation per step), so the run stops at most that many steps later, and the
+   error still names the first bad step. A bad model output raises
+   [`NonFiniteError`][mrs_numerics.solvers.engine.NonFiniteError], a finite state far from μ
+   [`DivergenceError`][mrs_numerics.solvers.engine.DivergenceError] (with ``allow_divergence``
+   a warning instead, and the run goes on).
 6. *Precision.* float16/bfloat16 inputs are carried in a float32 master state; the result is
    cast back to the input dtype once, at the end.
 7. *Final call.* With ``plan.final`` (``denoise_last``) one more evaluation at the last time
@@ -48,6 +55,7 @@ import torch
 from tqdm.auto import tqdm
 
 from mrs_numerics._generated.types import StepCoefficients
+from mrs_numerics._warn import warn
 from mrs_numerics.solvers import parameterization
 from mrs_numerics.solvers.kernels import linear_step
 from mrs_numerics.solvers.options import SamplerOptions
@@ -56,6 +64,36 @@ from mrs_numerics.solvers.protocols import Model, NoiseSource
 
 class NonFiniteError(FloatingPointError):
     """The network output (or the state) became NaN/Inf; says at which step and time."""
+
+
+class DivergenceError(NonFiniteError):
+    """The state diverged: a sample's RMS distance from μ exceeded ``DIVERGENCE_FACTOR``·Λ."""
+
+
+DIVERGENCE_FACTOR = 50.0
+"""A run has diverged when a sample's RMS distance from μ exceeds this many Λ (``max_sigma``).
+
+The MR marginal is x_t = μ + α_t(x₀ − μ) + σ_t ξ with σ_t ≤ Λ, so a healthy state stays within
+RMS(x₀ − μ) + Λ·RMS(ξ) of μ: about 1 + Λ for images in [0, 1] with a noise level Λ ≥ 0.02 (5/255).
+Fifty Λ (9.8 for the shipped networks' Λ = 50/255) leaves that band far behind; the noise-form SDE
+at 3–5 NFE, the known case, reaches |x| ≈ 100."""
+
+CHECK_EVERY = 8
+"""On an accelerator the non-finite/divergence flags are read every this many steps."""
+
+
+def diverged(x: torch.Tensor, mu: torch.Tensor, max_sigma: float) -> torch.Tensor:
+    """Per sample: RMS(x − μ) over all but the batch dimension > DIVERGENCE_FACTOR·Λ, or NaN/Inf.
+
+    Returns a bool tensor ``[batch]`` on x's device (no host synchronisation).
+    """
+    rms = (x - mu).reshape(x.shape[0], -1).pow(2).mean(1).sqrt()
+    return ~(rms <= DIVERGENCE_FACTOR * max_sigma)
+
+
+def rms_distance(x: torch.Tensor, mu: torch.Tensor) -> float:
+    """The largest per-sample RMS distance of x from μ (a host read, for messages)."""
+    return float((x - mu).reshape(x.shape[0], -1).pow(2).mean(1).sqrt().max())
 
 
 @dataclass
@@ -153,7 +191,11 @@ class PlanCache:
         if key not in self.plans:
             if len(self.plans) >= self.size:
                 self.plans.pop(next(iter(self.plans)))
-            self.plans[key] = self.compile_plan(steps, timesteps, device, dtype)
+            # compiled as ordinary tensors even under torch.inference_mode(): a plan cached there
+            # and reused outside it (with a network that has parameters) must not hold
+            # inference tensors
+            with torch.inference_mode(False):
+                self.plans[key] = self.compile_plan(steps, timesteps, device, dtype)
         return self.plans[key]
 
 
@@ -181,11 +223,14 @@ def run(
     callback: Callable | None = None,
     progress: bool = False,
     return_trajectory: bool = False,
+    allow_divergence: bool = False,
 ) -> SampleResult:
     """Execute ``plan`` from state x (at ``plan.timesteps[0]``) with condition μ.
 
     See the module docstring for the loop's invariants. ``options`` supplies the model's
-    prediction type and the x̂₀ limiters; ``noise`` the Gaussian draws of stochastic stages.
+    prediction type and the x̂₀ limiters; ``noise`` the Gaussian draws of stochastic stages;
+    ``allow_divergence`` turns a [`DivergenceError`][mrs_numerics.solvers.engine.DivergenceError]
+    into a ``RuntimeWarning``.
     """
     out_dtype = x.dtype
     work = master_dtype(out_dtype)
@@ -193,6 +238,9 @@ def run(
     device = x.device
     batch_shape = (x.shape[0],)
     first_bad = torch.full((), -1, dtype=torch.long, device=device)
+    first_diverged = torch.full((), -1, dtype=torch.long, device=device)
+    check_every = 1 if device.type == "cpu" else CHECK_EVERY
+    warned = False  # a divergence allowed by allow_divergence was warned about
     nfe = 0
     trajectory = [x.clone()] if return_trajectory else []
 
@@ -201,7 +249,8 @@ def run(
         nonlocal nfe
         t = torch.full(batch_shape, ev.t, dtype=torch.float64, device=device)
         seen = y.to(out_dtype)
-        out = model(seen, t, mu).to(work)
+        out = check_model_output(model(seen, t, mu), seen, ev)
+        out = out.to(work)
         nfe += 1
         y = seen.to(work)
         converted = parameterization.convert(
@@ -230,6 +279,7 @@ def run(
             z = None
             if stage.coefficients.noise is not None:
                 z = noise(index, step.t_from, step.t_to, state.shape, work, device)
+                check_noise(z, state, index)
             y = linear_step(
                 state, mu_work, [outputs[label] for label in stage.labels], stage.coefficients, z
             )
@@ -242,27 +292,112 @@ def run(
             trajectory.append(state.to(out_dtype))
         if callback is not None:
             callback({"i": index, "t": step.t_from, "t_next": step.t_to, "x": state, "output": m0})
-    bad_step = int(first_bad)
-    if bad_step >= 0:
-        step = plan.steps[bad_step]
-        raise NonFiniteError(
-            f"the model returned NaN/Inf at step {bad_step} (t = {step.t_from:.6g} → "
-            f"{step.t_to:.6g}, {step.description}); the result would be meaningless"
-        )
-    if not torch.isfinite(state).all():
-        raise NonFiniteError(
-            "the sampler state became NaN/Inf although every model output was finite: the "
-            "solver diverged (a noise-form SDE at very low NFE is known to; use the data form)"
-        )
+        bad_state = diverged(state, mu_work, plan.max_sigma).any()
+        first_diverged = torch.where(bad_state & (first_diverged < 0), index, first_diverged)
+        if (index + 1) % check_every == 0 or index + 1 == len(plan.steps):
+            flags = (first_bad, first_diverged)
+            warned = _report(plan, *flags, state, mu_work, allow_divergence, warned)
     if plan.final is not None:
         _, state = call(state, plan.final, "data")
         if not torch.isfinite(state).all():
             raise NonFiniteError(
                 f"the model returned NaN/Inf in the denoise-last call at t = {plan.final.t:.6g}"
             )
+        if bool(diverged(state, mu_work, plan.max_sigma).any()) and not warned:
+            where = f"the denoise-last call at t = {plan.final.t:.6g}"
+            _divergence(where, state, mu_work, plan.max_sigma, allow_divergence)
         if return_trajectory:
             trajectory.append(state.to(out_dtype))
     return SampleResult(state.to(out_dtype), nfe, plan.timesteps, trajectory)
+
+
+def _report(
+    plan: Plan, first_bad, first_diverged, state, mu, allow_divergence: bool, warned: bool
+) -> bool:
+    """Raise for the first bad step recorded so far; True once a divergence was warned about."""
+    bad_step, diverged_step = int(first_bad), int(first_diverged)
+    if bad_step >= 0 and (diverged_step < 0 or bad_step <= diverged_step):
+        step = plan.steps[bad_step]
+        raise NonFiniteError(
+            f"the model returned NaN/Inf at step {bad_step} (t = {step.t_from:.6g} → "
+            f"{step.t_to:.6g}, {step.description}); the result would be meaningless"
+        )
+    if diverged_step < 0:
+        return warned
+    step = plan.steps[diverged_step]
+    where = f"step {diverged_step} (t = {step.t_from:.6g} → {step.t_to:.6g}, {step.description})"
+    if not torch.isfinite(state).all():
+        raise NonFiniteError(
+            f"the sampler state became NaN/Inf at {where} although every model output was "
+            "finite: the solver diverged (a noise-form SDE at low NFE is known to; use the data "
+            "form or more steps)"
+        )
+    if not warned:
+        _divergence(where, state, mu, plan.max_sigma, allow_divergence)
+    return True
+
+
+def _divergence(where: str, state, mu, max_sigma: float, allow_divergence: bool) -> None:
+    """Raise DivergenceError for a diverged state, or warn with ``allow_divergence``."""
+    message = (
+        f"the sampler diverged at {where}: a sample's RMS distance from μ is "
+        f"{rms_distance(state, mu):.3g}, more than {DIVERGENCE_FACTOR:g}·Λ = "
+        f"{DIVERGENCE_FACTOR * max_sigma:.3g} (a noise-form SDE at low NFE is known to: use the "
+        "data form or more steps; otherwise check the model's prediction type and scale)"
+    )
+    if not allow_divergence:
+        raise DivergenceError(message + "; pass allow_divergence=True to get the state anyway")
+    warn(message + "; returning the state as asked (allow_divergence)", RuntimeWarning)
+
+
+def check_model_output(out, seen: torch.Tensor, ev: Evaluation) -> torch.Tensor:
+    """The model's output if it is a tensor of exactly the input's shape; else a clear error.
+
+    Broadcastable shapes (``[B, 1]``, 0-dim, ``[1, D]``) are refused too: broadcasting would
+    silently combine the wrong values.
+    """
+    if not isinstance(out, torch.Tensor):
+        raise TypeError(
+            f"the model output at t = {ev.t:.6g} must be a torch.Tensor shaped like its input "
+            f"{tuple(seen.shape)}, got {_describe(out)}"
+        )
+    if out.shape != seen.shape:
+        raise ValueError(
+            f"the model output at t = {ev.t:.6g} has shape {tuple(out.shape)}; expected exactly "
+            f"the input's shape {tuple(seen.shape)}"
+        )
+    if out.device != seen.device:
+        raise ValueError(
+            f"the model output at t = {ev.t:.6g} is on {out.device}, its input on {seen.device}"
+        )
+    if not out.is_floating_point():
+        raise TypeError(f"the model output at t = {ev.t:.6g} has dtype {out.dtype}; need a float")
+    return out
+
+
+def check_noise(z, state: torch.Tensor, step: int) -> None:
+    """Refuse a noise draw that is not a floating tensor shaped like the state."""
+    if not isinstance(z, torch.Tensor):
+        raise TypeError(
+            f"the noise source returned {_describe(z)} at step {step}; expected a torch.Tensor "
+            f"of shape {tuple(state.shape)}"
+        )
+    if z.shape != state.shape:
+        raise ValueError(
+            f"the noise source returned shape {tuple(z.shape)} at step {step}; expected exactly "
+            f"the state's shape {tuple(state.shape)}"
+        )
+    if not z.is_floating_point():
+        raise TypeError(f"the noise source returned dtype {z.dtype} at step {step}; need a float")
+
+
+def _describe(value) -> str:
+    """A short description of a non-tensor value for error messages."""
+    if value is None:
+        return "None"
+    shape = getattr(value, "shape", None)
+    kind = f"{type(value).__module__}.{type(value).__name__}".removeprefix("builtins.")
+    return kind if shape is None else f"{kind} of shape {tuple(shape)}"
 
 
 def check_plan(plan: Plan) -> None:

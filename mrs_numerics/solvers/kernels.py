@@ -22,6 +22,7 @@ from mrs_numerics._generated import registry, updates_torch
 from mrs_numerics._generated.types import StepCoefficients
 
 __all__ = [
+    "CoefficientBatch",
     "StepCoefficients",
     "coefficients",
     "data_step_to_clean",
@@ -81,6 +82,76 @@ def coefficients(
     return function(h, *ratios, alpha_s, sigma_s, alpha_e, sigma_e)
 
 
+def stage_function(stage):
+    """The generated torch function of an update stage (``UPDATES[name].stages[k]``)."""
+    function = getattr(updates_torch, stage.function, None)
+    if function is None:
+        raise ValueError(f"unknown generated stage function {stage.function!r}")
+    return function
+
+
 def data_step_to_clean() -> StepCoefficients:
     """The exact limit of the first-order data-form step at σ_t = 0: x_t = x̂₀."""
     return updates_torch.data_step_to_clean()
+
+
+class PendingCoefficients:
+    """A placeholder for one stage's coefficients until its batch is evaluated."""
+
+    __slots__ = ("function", "index")
+
+    def __init__(self, function, index: int):
+        self.function = function
+        self.index = index
+
+
+class CoefficientBatch:
+    """Generated coefficients of a whole plan, each generated function evaluated once.
+
+    A plan asks for the coefficients of every stage (``request``, with float64 scalar
+    arguments) and gets a placeholder; ``evaluate`` then evaluates each function once on the
+    stacked arguments (the generated functions are elementwise) and casts each coefficient
+    vector once to the working dtype and device; ``resolve`` hands each placeholder its 0-dim
+    coefficients. This keeps compiling a plan linear in the steps with a small constant (tens
+    of µs per step instead of a few ms of 0-dim tensor arithmetic).
+    """
+
+    def __init__(self) -> None:
+        self.rows: dict = {}
+        self.values: dict = {}
+
+    def request(self, function, *arguments: float) -> PendingCoefficients:
+        """Ask for ``function(*arguments)``; returns the placeholder to resolve later."""
+        rows = self.rows.setdefault(function, [])
+        rows.append([float(a) for a in arguments])
+        return PendingCoefficients(function, len(rows) - 1)
+
+    def evaluate(self, dtype: torch.dtype, device) -> None:
+        """Evaluate every requested function once, in float64, and cast the results once."""
+        for function, rows in self.rows.items():
+            columns = torch.tensor(rows, dtype=torch.float64).T
+            result = function(*columns)
+            count = len(rows)
+            self.values[function] = StepCoefficients(
+                _as_vector(result.x, count, dtype, device),
+                _as_vector(result.mu, count, dtype, device),
+                tuple(_as_vector(w, count, dtype, device) for w in result.outputs),
+                None if result.noise is None else _as_vector(result.noise, count, dtype, device),
+            )
+
+    def resolve(self, pending: PendingCoefficients) -> StepCoefficients:
+        """The coefficients of one request (0-dim tensors of the working dtype)."""
+        c = self.values[pending.function]
+        i = pending.index
+        return StepCoefficients(
+            c.x[i],
+            c.mu[i],
+            tuple(w[i] for w in c.outputs),
+            None if c.noise is None else c.noise[i],
+        )
+
+
+def _as_vector(value, count: int, dtype, device) -> tuple[torch.Tensor, ...]:
+    """A coefficient (a constant, a 0-dim or a [count] tensor) as ``count`` 0-dim tensors."""
+    vector = torch.as_tensor(value, dtype=torch.float64)
+    return vector.expand(count).to(dtype=dtype, device=device).unbind(0)

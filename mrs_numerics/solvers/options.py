@@ -100,7 +100,7 @@ class SamplerOptions:
             raise TypeError(
                 f"thresholding must be True, False, None or a Thresholding, got {threshold!r}"
             )
-        object.__setattr__(self, "noise_fn", as_noise_source(self.noise_fn, stacklevel=4))
+        object.__setattr__(self, "noise_fn", as_noise_source(self.noise_fn))
 
 
 def _finite_real(value) -> bool:

@@ -8,11 +8,11 @@ numbers do not depend on which other samples share its batch.
 from __future__ import annotations
 
 import inspect
-import warnings
 from collections.abc import Callable, Sequence
 
 import torch
 
+from mrs_numerics._warn import warn
 from mrs_numerics.solvers.protocols import NoiseSource
 
 Generators = torch.Generator | Sequence[torch.Generator] | None
@@ -35,9 +35,12 @@ def randn(
         device: The device drawn on (generators must live there).
 
     Raises:
+        TypeError: If ``generator`` is not a generator, a sequence of them or None (a seed
+            such as ``0`` is refused with how to make a generator of it).
         ValueError: If a sequence of generators does not have one per sample.
     """
     shape = tuple(shape)
+    check_generators(generator)
     if isinstance(generator, Sequence):
         if len(generator) != shape[0]:
             raise ValueError(
@@ -49,6 +52,25 @@ def randn(
     return torch.randn(shape, generator=generator, dtype=dtype, device=device)
 
 
+def check_generators(generator) -> None:
+    """Refuse anything but None, a ``torch.Generator`` or a sequence of them."""
+    if generator is None or isinstance(generator, torch.Generator):
+        return
+    if isinstance(generator, Sequence) and not isinstance(generator, str):
+        wrong = [type(g).__name__ for g in generator if not isinstance(g, torch.Generator)]
+        if not wrong:
+            return
+        raise TypeError(
+            f"generator must be a torch.Generator or a list of them (one per sample); the list "
+            f"holds {', '.join(sorted(set(wrong)))}"
+        )
+    raise TypeError(
+        f"generator must be a torch.Generator, a list of them (one per sample) or None, got "
+        f"{type(generator).__name__} {generator!r}; for a seed s pass "
+        "torch.Generator().manual_seed(s)"
+    )
+
+
 class GeneratorNoise:
     """The default noise source: fresh normals from ``generator`` (see `randn`).
 
@@ -57,6 +79,7 @@ class GeneratorNoise:
     """
 
     def __init__(self, generator: Generators = None):
+        check_generators(generator)
         self.generator = generator
 
     def __call__(self, step, t_from, t_to, shape, dtype, device) -> torch.Tensor:
@@ -78,7 +101,7 @@ LEGACY_NOISE_ARGUMENTS = 4
 """Positional parameters of the pre-0.2 ``noise_fn(step, shape, dtype, device)``."""
 
 
-def as_noise_source(noise_fn: Callable | None, stacklevel: int = 2) -> NoiseSource | None:
+def as_noise_source(noise_fn: Callable | None) -> NoiseSource | None:
     """``noise_fn`` as a [`NoiseSource`][mrs_numerics.solvers.protocols.NoiseSource].
 
     A callable of six positional parameters ``(step, t_from, t_to, shape, dtype, device)`` is
@@ -93,11 +116,10 @@ def as_noise_source(noise_fn: Callable | None, stacklevel: int = 2) -> NoiseSour
             f"got {type(noise_fn).__name__}"
         )
     if _positional_count(noise_fn) == LEGACY_NOISE_ARGUMENTS:
-        warnings.warn(
+        warn(
             "noise_fn(step, shape, dtype, device) is deprecated: a noise source now also "
             "receives the interval, noise_fn(step, t_from, t_to, shape, dtype, device)",
             DeprecationWarning,
-            stacklevel=stacklevel + 1,
         )
         return _StepOnlyNoise(noise_fn)
     return noise_fn

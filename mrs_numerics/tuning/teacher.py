@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
+from mrs_numerics._checks import integer
 from mrs_numerics.imaging.metrics import psnr
 from mrs_numerics.schedules import grids
 from mrs_numerics.solvers.base import SamplerBase
@@ -85,7 +86,8 @@ def converged_output(
     seed: int = 0,
 ) -> Teacher:
     """The teacher of ``sampler`` from ``x_T`` (see the module description)."""
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 2 or steps % 2:
+    steps = integer(steps, "teacher steps", least=2)
+    if steps % 2:
         raise ValueError(f"teacher steps must be an even integer ≥ 2, got {steps!r}")
     o = sampler.options
     times = grids.timesteps(sampler.schedule, steps, "lambda", *_ends(sampler), o.lam_min, o.rho)

@@ -19,7 +19,6 @@ sample. A reference ends at finite λ: an end time with σ = 0 (λ = +∞) is re
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,6 +26,7 @@ import torch
 from scipy.integrate import solve_ivp
 
 from mrs_numerics._generated import marginal_torch as _marginal
+from mrs_numerics._warn import warn
 from mrs_numerics.solvers import parameterization
 
 REFERENCE_TOLERANCE = 1e-10
@@ -89,10 +89,9 @@ def _finite_lam(schedule, t: float | torch.Tensor, which: str) -> float:
 
 def _check_tolerances(rtol: float, atol: float) -> None:
     if rtol > REFERENCE_TOLERANCE or atol > REFERENCE_TOLERANCE:
-        warnings.warn(
+        warn(
             f"rtol = {rtol:g}, atol = {atol:g}: tolerances above {REFERENCE_TOLERANCE:g} do not "
-            "make a reference solution",
-            stacklevel=3,
+            "make a reference solution"
         )
 
 
@@ -183,7 +182,7 @@ def pf_ode_reference(
         atol=atol,
     )
     if not solution.success:
-        warnings.warn(f"the reference solver failed: {solution.message}", stacklevel=2)
+        warn(f"the reference solver failed: {solution.message}")
     x = torch.from_numpy(solution.y[:, -1].copy()).reshape(x_start.shape)
     return Reference(
         x, int(solution.nfev), bool(solution.success), solution.message, lam_start, lam_end
@@ -227,7 +226,7 @@ def pf_ode_reference_times(
             system, x_start, lam_start, lams, rtol, atol, method
         )
     if not success:
-        warnings.warn(f"the reference solver failed: {message}", stacklevel=2)
+        warn(f"the reference solver failed: {message}")
     return ReferenceTrajectory(times, torch.stack(xs), nfev, success, message)
 
 

@@ -24,7 +24,6 @@ from mrs_numerics.restoration.quality.report import (
     write_report,
 )
 from mrs_numerics.restoration.quality.run import (
-    DIVERGED_RMS,
     ODE_REFERENCE_SOLVER,
     SDE_REFERENCE_SOLVER,
     QualityResult,
@@ -40,7 +39,6 @@ from mrs_numerics.restoration.quality.run import (
 
 __all__ = [
     "DEFAULT_NFES",
-    "DIVERGED_RMS",
     "FIDELITY_THRESHOLD_DB",
     "ODE_REFERENCE_SOLVER",
     "QUICK_MAX_NFE",

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from mrs_numerics import schedules
+from mrs_numerics._checks import integer
 from mrs_numerics.imaging import degradations
 from mrs_numerics.imaging.metrics import METRIC_BORDER
 from mrs_numerics.imaging.photos import HELDOUT_PHOTOS, PHOTOS
@@ -113,7 +114,7 @@ class QualityOptions:
         if not self.nfes:
             raise ValueError("no NFE budgets given")
         for nfe in self.nfes:
-            if isinstance(nfe, bool) or not isinstance(nfe, int) or not 1 <= nfe <= MAX_NFE:
+            if integer(nfe, "an NFE budget", least=1) > MAX_NFE:
                 raise ValueError(f"NFE budgets must be integers in [1, {MAX_NFE}], got {nfe!r}")
         _check_unique("NFE budgets", self.nfes)
         _check_count("seeds", self.seeds, 1)
@@ -142,8 +143,7 @@ class QualityOptions:
 
 
 def _check_count(name: str, value, least: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < least:
-        raise ValueError(f"{name} must be an integer ≥ {least}, got {value!r}")
+    integer(value, name, least)
 
 
 def _check_unique(name: str, values: Sequence) -> None:

@@ -57,9 +57,10 @@ or one that gives the same steps as a smaller budget, is recorded as skipped. A 
 or network turns NaN/Inf
 ([`NonFiniteError`][mrs_numerics.solvers.engine.NonFiniteError]) is recorded with status
 ``"nonfinite"`` and no metrics, never raised; so is a run that diverges without overflowing (status
-``"diverged"``: an image whose RMS distance from μ exceeds
-[`DIVERGED_RMS`][mrs_numerics.restoration.quality.run.DIVERGED_RMS], as the noise-form SDE's at 3–5
-NFE). One failed seed marks the whole (sampler, NFE) row.
+``"diverged"``: the package's one definition,
+[`DivergenceError`][mrs_numerics.solvers.engine.DivergenceError], a sample's RMS distance from μ
+above [`DIVERGENCE_FACTOR`][mrs_numerics.solvers.engine.DIVERGENCE_FACTOR]·Λ, as the noise-form
+SDE's at 3–5 NFE). One failed seed marks the whole (sampler, NFE) row.
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ from mrs_numerics.schedules import grids
 from mrs_numerics.solvers import parameterization
 from mrs_numerics.solvers.base import prior_sample
 from mrs_numerics.solvers.brownian import MATCH_RTOL, CoupledBrownian, family_for, nested_grid
-from mrs_numerics.solvers.engine import NonFiniteError, Plan
+from mrs_numerics.solvers.engine import DivergenceError, NonFiniteError, Plan
 from mrs_numerics.solvers.factory import make_sampler
 from mrs_numerics.solvers.protocols import NoiseSource
 
@@ -97,9 +98,6 @@ ODE_REFERENCE_SOLVER = "mrs-ode-3-data"
 """Solver of the PF-ODE reference."""
 SDE_REFERENCE_SOLVER = "mrs-sde-1-data"
 """Solver of the fine coupled SDE reference."""
-DIVERGED_RMS = 10.0
-"""A run diverged when an output's RMS distance from μ exceeds this: ten times the data range of
-[0, 1] images, whose restorations stay within about 1 + Λ of μ."""
 _NOISE_SDE_WARNING = "a noise-form SDE"
 
 
@@ -424,16 +422,14 @@ def _timed_run(sampler, model, batch: SeedInputs, run: PlannedRun, path, tally: 
         with torch.inference_mode():
             result = sampler.sample(model, mu, timesteps=plan.timesteps, x_T=x_T, noise=noise)
         _synchronize(mu.device)
+    except DivergenceError as error:
+        tally.failure, tally.message = "diverged", str(error)
+        return None
     except NonFiniteError as error:
         tally.failure, tally.message = "nonfinite", str(error)
         return None
     tally.seconds.append((time.perf_counter() - start) / mu.shape[0])
     tally.nfe = result.nfe
-    distance = float((result.x - mu).flatten(1).pow(2).mean(1).sqrt().max())
-    if distance > DIVERGED_RMS:
-        tally.failure = "diverged"
-        tally.message = f"an output's RMS distance from μ is {distance:.3g} > {DIVERGED_RMS:g}"
-        return None
     return _clamped(result.x, batch.size)
 
 
