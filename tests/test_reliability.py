@@ -24,6 +24,7 @@ from mrs_numerics.solvers import make_sampler
 from mrs_numerics.solvers.engine import (
     DIVERGENCE_FACTOR,
     DivergenceError,
+    NonFiniteError,
     diverged,
 )
 from mrs_numerics.verification import studies
@@ -318,3 +319,21 @@ def test_plan_evaluates_each_coefficient_function_once_whatever_the_steps(solver
     for step, same in zip(large.steps, again.steps, strict=True):
         for stage, twin in zip(step.stages, same.stages, strict=True):
             assert torch.equal(stage.coefficients.x, twin.coefficients.x)
+
+
+def test_on_an_accelerator_the_run_stops_within_check_every_steps(monkeypatch):
+    """The accelerator schedule of flag reads, exercised on the CPU: the run goes on to the next
+    read (at most CHECK_EVERY steps), and the error still names the first bad step."""
+    from mrs_numerics.solvers import engine
+
+    monkeypatch.setattr(engine, "check_interval", lambda device: engine.CHECK_EVERY)
+    calls = []
+
+    def broken(x, t, mu):
+        calls.append(1)
+        out = PROBLEM.data(x, t, mu)
+        return out * float("nan") if len(calls) == 2 else out
+
+    with pytest.raises(NonFiniteError, match=r"NaN/Inf at step 1 "):
+        _sampler("mrs-ode-1-data").sample(broken, PROBLEM.mu, steps=3 * engine.CHECK_EVERY)
+    assert len(calls) == engine.CHECK_EVERY  # steps 0 … CHECK_EVERY − 1, one call each

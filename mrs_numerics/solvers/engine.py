@@ -82,6 +82,12 @@ CHECK_EVERY = 8
 """On an accelerator the non-finite/divergence flags are read every this many steps."""
 
 
+def check_interval(device: torch.device) -> int:
+    """Steps between host reads of the non-finite/divergence flags: 1 on the CPU (a read is
+    free there), ``CHECK_EVERY`` on an accelerator (no synchronisation per step)."""
+    return 1 if device.type == "cpu" else CHECK_EVERY
+
+
 def diverged(x: torch.Tensor, mu: torch.Tensor, max_sigma: float) -> torch.Tensor:
     """Per sample: RMS(x − μ) over all but the batch dimension > DIVERGENCE_FACTOR·Λ, or NaN/Inf.
 
@@ -239,7 +245,7 @@ def run(
     batch_shape = (x.shape[0],)
     first_bad = torch.full((), -1, dtype=torch.long, device=device)
     first_diverged = torch.full((), -1, dtype=torch.long, device=device)
-    check_every = 1 if device.type == "cpu" else CHECK_EVERY
+    check_every = check_interval(device)
     warned = False  # a divergence allowed by allow_divergence was warned about
     nfe = 0
     trajectory = [x.clone()] if return_trajectory else []
