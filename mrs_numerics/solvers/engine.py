@@ -357,44 +357,37 @@ def _divergence(where: str, state, mu, max_sigma: float, allow_divergence: bool)
 
 
 def check_model_output(out, seen: torch.Tensor, ev: Evaluation) -> torch.Tensor:
-    """The model's output if it is a tensor of exactly the input's shape; else a clear error.
+    """The model's output if it is a float tensor of exactly the input's shape and device.
 
     Broadcastable shapes (``[B, 1]``, 0-dim, ``[1, D]``) are refused too: broadcasting would
     silently combine the wrong values.
     """
-    if not isinstance(out, torch.Tensor):
-        raise TypeError(
-            f"the model output at t = {ev.t:.6g} must be a torch.Tensor shaped like its input "
-            f"{tuple(seen.shape)}, got {_describe(out)}"
-        )
-    if out.shape != seen.shape:
-        raise ValueError(
-            f"the model output at t = {ev.t:.6g} has shape {tuple(out.shape)}; expected exactly "
-            f"the input's shape {tuple(seen.shape)}"
-        )
-    if out.device != seen.device:
-        raise ValueError(
-            f"the model output at t = {ev.t:.6g} is on {out.device}, its input on {seen.device}"
-        )
-    if not out.is_floating_point():
-        raise TypeError(f"the model output at t = {ev.t:.6g} has dtype {out.dtype}; need a float")
-    return out
+    return check_shaped_like(out, seen, f"the model output at t = {ev.t:.6g}", "the input")
 
 
-def check_noise(z, state: torch.Tensor, step: int) -> None:
-    """Refuse a noise draw that is not a floating tensor shaped like the state."""
-    if not isinstance(z, torch.Tensor):
+def check_noise(z, state: torch.Tensor, step: int) -> torch.Tensor:
+    """The noise draw if it is a float tensor of exactly the state's shape and device."""
+    return check_shaped_like(z, state, f"the noise source's draw at step {step}", "the state")
+
+
+def check_shaped_like(value, like: torch.Tensor, subject: str, reference: str) -> torch.Tensor:
+    """``value`` if it is a floating tensor with ``like``'s shape and device, else an error
+    that names ``subject``, the expected and the received shape (or type)."""
+    if not isinstance(value, torch.Tensor):
         raise TypeError(
-            f"the noise source returned {_describe(z)} at step {step}; expected a torch.Tensor "
-            f"of shape {tuple(state.shape)}"
+            f"{subject} must be a torch.Tensor shaped like {reference} {tuple(like.shape)}, got "
+            f"{_describe(value)}"
         )
-    if z.shape != state.shape:
+    if value.shape != like.shape:
         raise ValueError(
-            f"the noise source returned shape {tuple(z.shape)} at step {step}; expected exactly "
-            f"the state's shape {tuple(state.shape)}"
+            f"{subject} has shape {tuple(value.shape)}; expected exactly {reference}'s shape "
+            f"{tuple(like.shape)}"
         )
-    if not z.is_floating_point():
-        raise TypeError(f"the noise source returned dtype {z.dtype} at step {step}; need a float")
+    if value.device != like.device:
+        raise ValueError(f"{subject} is on {value.device}, {reference} on {like.device}")
+    if not value.is_floating_point():
+        raise TypeError(f"{subject} has dtype {value.dtype}; need a float")
+    return value
 
 
 def _describe(value) -> str:
