@@ -13,7 +13,9 @@
   score), [`randomness`][mrs_numerics.solvers.randomness] and
   [`brownian`][mrs_numerics.solvers.brownian] (noise, and the Brownian path coupled across
   step sizes), [`adapters`][mrs_numerics.solvers.adapters] (IR-SDE/DA-CLIP networks),
-  [`presets`][mrs_numerics.solvers.presets] (the official MRS settings);
+  [`presets`][mrs_numerics.solvers.presets] (the official MRS settings),
+  [`kdiffusion`][mrs_numerics.solvers.kdiffusion] (k-diffusion's calling convention: EDM
+  coordinates, ``sample_mrs``, ``MRDenoiser``);
 - the interfaces a sampler calls: [`Model`][mrs_numerics.solvers.protocols.Model],
   [`NoiseSource`][mrs_numerics.solvers.protocols.NoiseSource].
 """
@@ -26,6 +28,7 @@ from mrs_numerics.solvers.baselines import BASELINE_IDS, BaselineSampler
 from mrs_numerics.solvers.brownian import CoupledBrownian, family_for, nested_grid
 from mrs_numerics.solvers.engine import NonFiniteError, Plan, SampleResult
 from mrs_numerics.solvers.factory import make_sampler
+from mrs_numerics.solvers.kdiffusion import MRDenoiser, sample_mrs
 from mrs_numerics.solvers.mr_sampler import MRSampler
 from mrs_numerics.solvers.options import SamplerOptions, Thresholding
 from mrs_numerics.solvers.presets import official_mrs, official_schedule
@@ -45,6 +48,7 @@ __all__ = [
     "BaselineSampler",
     "CoupledBrownian",
     "IRSDEAdapter",
+    "MRDenoiser",
     "MRSampler",
     "Model",
     "NoiseSource",
@@ -62,5 +66,6 @@ __all__ = [
     "official_schedule",
     "parse_mrs_id",
     "prior_sample",
+    "sample_mrs",
     "solver_info",
 ]
