@@ -23,7 +23,7 @@ $(PY):
 $(STAMP): $(PY) pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
-	$(PY) -m pip install --quiet -e ".[test,docs,notebooks]"
+	$(PY) -m pip install --quiet -e ".[test,docs,notebooks,diffusers]"
 	touch $(STAMP)
 
 install: $(STAMP)

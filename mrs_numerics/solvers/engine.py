@@ -262,7 +262,7 @@ def run(
         converted = parameterization.convert(
             out, options.model_prediction, target, y, mu_work, ev.alpha, ev.sigma, plan.max_sigma
         )
-        return out, _limit_data(converted, target, y, mu_work, ev, options)
+        return out, limit_data(converted, target, y, mu_work, ev, options)
 
     def evaluate(y, ev: Evaluation, step_index: int):
         nonlocal first_bad
@@ -418,7 +418,7 @@ def check_plan(plan: Plan) -> None:
         carried = step.carry
 
 
-def _limit_data(converted, prediction, y, mu, ev: Evaluation, options: SamplerOptions):
+def limit_data(converted, prediction, y, mu, ev: Evaluation, options: SamplerOptions):
     """Apply x̂₀ clipping / dynamic thresholding (through the data form for noise solvers)."""
     if options.clip_x0 is None and options.thresholding is None:
         return converted
