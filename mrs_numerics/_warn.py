@@ -31,10 +31,17 @@ def warn(message: str, category: type[Warning] = UserWarning) -> None:
     warnings.warn(message, category, stacklevel=user_stacklevel())
 
 
+TORCH_MODULE_CALL = str(Path("torch", "nn", "modules", "module.py"))
+"""torch's ``nn.Module.__call__`` machinery, between the package's code and a module it wraps."""
+
+
 def _inside(code) -> bool:
-    """A frame of the package (or of a dataclass ``__init__`` it generated)."""
+    """A frame of the package, of a dataclass ``__init__`` it generated, or of ``nn.Module``'s
+    call machinery (which runs between the package's own frames when it calls a module)."""
     filename = code.co_filename
     if filename == "<string>" and code.co_name == "__init__":
+        return True
+    if filename.endswith(TORCH_MODULE_CALL):
         return True
     try:
         return str(Path(filename).resolve()).startswith(PACKAGE_DIRECTORY)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import types
+
 import numpy as np
 import torch
 from scipy.integrate import solve_ivp
 
 from mrs_numerics._generated import registry, updates_numpy
+from mrs_numerics.models import registry as model_registry
 
 UPDATES = registry.UPDATES
 
@@ -122,3 +125,24 @@ def stage_errors(name, seed, module=updates_numpy):
         errors.append((function_name, abs(x_e - mu - mean) / max(abs(mean), 1.0), noise_error))
         nodes[function_name.rsplit("_", 1)[-1]] = lam_e
     return errors
+
+
+def patch_shipped_registry(monkeypatch, network):
+    """The registry's loader patched to hand out ``network()`` as 'tiny-denoise' (data)."""
+    info = types.SimpleNamespace(
+        task="denoise", prediction="data", schedule="cosine", max_sigma=50 / 255
+    )
+
+    def load_model(name, device="cpu"):
+        if name != "tiny-denoise":
+            raise ValueError(f"unknown model {name!r}; shipped: tiny-denoise")
+        return network(), info
+
+    def model_for_task(task, prediction=None):
+        if task != "denoise":
+            raise ValueError(f"no shipped network for task {task!r}")
+        return "tiny-denoise"
+
+    monkeypatch.setattr(model_registry, "load_model", load_model)
+    monkeypatch.setattr(model_registry, "model_for_task", model_for_task)
+    return info

@@ -64,6 +64,12 @@ PUBLIC_MODULES = (
     "mrs_numerics.models.registry",
     "mrs_numerics.models.training",
     "mrs_numerics.models.tuned_grids",
+    "mrs_numerics.models.irsde_blocks",
+    "mrs_numerics.models.irsde_backbone",
+    "mrs_numerics.models.irsde_unet",
+    "mrs_numerics.models.daclip_attention",
+    "mrs_numerics.models.daclip_unet",
+    "mrs_numerics.models.checkpoints",
     "mrs_numerics.verification",
     "mrs_numerics.verification.oracles",
     "mrs_numerics.verification.references",
@@ -75,6 +81,9 @@ PUBLIC_MODULES = (
     "mrs_numerics.restoration.restore",
     "mrs_numerics.restoration.tiling",
     "mrs_numerics.restoration.paths",
+    "mrs_numerics.restoration.folders",
+    "mrs_numerics.restoration.checkpoint",
+    "mrs_numerics.restoration.processes",
     "mrs_numerics.restoration.quality",
     "mrs_numerics.restoration.quality.options",
     "mrs_numerics.restoration.quality.run",
@@ -448,3 +457,21 @@ def test_images_used_by_the_readme_and_the_docs_exist():
         for target in re.findall(r"!\[[^\]]*\]\(([^)\s]+)\)", source.read_text()):
             if "://" not in target:
                 assert (source.parent / target).is_file(), (source.name, target)
+
+
+def _cited_tests(text: str) -> list[tuple[str, str]]:
+    """(file, test) of every ``file.py::test_name`` in ``text``; ``::name`` continues the file."""
+    cited, current = [], ""
+    for file, name in re.findall(r"`(?:([\w/]+\.py))?::(test_\w+)", text):
+        current = file or current
+        cited.append((current, name))
+    return cited
+
+
+def test_the_tests_a_docs_page_cites_exist():
+    tests = Path(__file__).resolve().parent
+    cited = _cited_tests((ROOT / "docs" / "datasets.md").read_text())
+    assert len(cited) >= 10
+    for file, name in cited:
+        source = (tests / file).read_text()
+        assert re.search(rf"^def {name}\(", source, re.M), f"docs/datasets.md cites {file}::{name}"

@@ -64,7 +64,7 @@ def test_device_mismatch_is_reported():
         sampler.sample(lambda x, t, m: x, mu, steps=2, x_T=x_T)
 
 
-def test_irsde_adapter_calls_net_with_mu_then_integer_time_and_context():
+def test_irsde_adapter_calls_net_with_mu_then_the_time_and_context():
     calls = []
 
     def net(x, mu, t, text_context=None):
@@ -72,7 +72,7 @@ def test_irsde_adapter_calls_net_with_mu_then_integer_time_and_context():
         return torch.zeros_like(x)
 
     schedule = schedules.irsde(theta0_offset=False)
-    model = IRSDEAdapter(net, text_context="snow")
+    model = IRSDEAdapter(net, text_context="snow", round_time=True)
     sampler = MRSampler(schedule, "ode", 1, "noise", model.prediction, grid="time")
     mu = torch.zeros(2, 3, dtype=torch.float64)
     sampler.sample(model, mu, steps=4, x_T=mu)  # a zero ε keeps x_T = μ at μ
@@ -80,6 +80,10 @@ def test_irsde_adapter_calls_net_with_mu_then_integer_time_and_context():
     assert [int(c[1][0]) for c in calls] == [100, 75, 50, 25]
     assert all(c[2] == "snow" for c in calls)
     fractional = MRSampler(schedule, "ode", 1, "noise", "noise", grid="time")
+    mu = torch.zeros(1, 3, dtype=torch.float64)
     with pytest.warns(UserWarning, match="rounds fractional times"):
-        mu = torch.zeros(1, 3, dtype=torch.float64)
-        fractional.sample(IRSDEAdapter(net), mu, steps=3, x_T=mu)
+        fractional.sample(IRSDEAdapter(net, round_time=True), mu, steps=3, x_T=mu)
+    calls.clear()
+    fractional.sample(IRSDEAdapter(net), mu, steps=3, x_T=mu)  # unrounded by default
+    assert [c[0] for c in calls] == [torch.float64] * 3
+    assert [float(c[1][0]) for c in calls] == pytest.approx([100, 200 / 3, 100 / 3])

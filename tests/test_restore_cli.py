@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import sys
-import types
 
 import pytest
 import torch
@@ -23,6 +22,7 @@ from mrs_numerics.restoration import (
     restore,
     steps_for_nfe,
 )
+from tests.helpers import patch_shipped_registry
 
 TINY_UNET = {"base_channels": 8, "channel_mults": (1, 2, 2), "time_embedding_dim": 16}
 
@@ -298,33 +298,10 @@ def test_restore_errors_exit_2_before_loading_a_network(
     assert not (tmp_path / "x.png").exists()
 
 
-def _patch_registry(monkeypatch, network):
-    """The registry's loader patched to hand out ``network()`` as 'tiny-denoise' (data)."""
-    from mrs_numerics.models import registry
-
-    info = types.SimpleNamespace(
-        task="denoise", prediction="data", schedule="cosine", max_sigma=50 / 255
-    )
-
-    def load_model(name, device="cpu"):
-        if name != "tiny-denoise":
-            raise ValueError(f"unknown model {name!r}; shipped: tiny-denoise")
-        return network(), info
-
-    def model_for_task(task, prediction=None):
-        if task != "denoise":
-            raise ValueError(f"no shipped network for task {task!r}")
-        return "tiny-denoise"
-
-    monkeypatch.setattr(registry, "load_model", load_model)
-    monkeypatch.setattr(registry, "model_for_task", model_for_task)
-    return info
-
-
 @pytest.fixture
 def shipped(monkeypatch):
     """The registry's loader patched to hand out an untrained tiny UNet for 'denoise'."""
-    return _patch_registry(
+    return patch_shipped_registry(
         monkeypatch, lambda: ConditionalUNet.random_init_for_benchmarks(0, **TINY_UNET).eval()
     )
 
@@ -395,7 +372,7 @@ def test_a_diverged_run_fails_the_command_unless_allowed(
         def __call__(self, x, t, mu):
             return mu + 100.0
 
-    _patch_registry(monkeypatch, Diverging)
+    patch_shipped_registry(monkeypatch, Diverging)
     out = tmp_path / "x.png"
     argv = ["restore", str(photo_folder / "a.png"), "-o", str(out), "--task", "denoise"]
     argv += ["--sampler", "mrs-ode-2-data", "--nfe", "3"]

@@ -10,6 +10,7 @@ import torch
 
 from mrs_numerics import MRSampler, schedules
 from mrs_numerics.solvers.engine import NonFiniteError
+from mrs_numerics.solvers.options import Thresholding
 from mrs_numerics.verification.oracles import GaussianData
 
 SCHEDULE = schedules.constant()
@@ -173,6 +174,20 @@ def test_clipping_and_thresholding_bound_the_denoised_output():
     )
     result = thresholded.sample(problem.data, problem.mu, steps=5)
     assert result.x.abs().max() <= 1.0 + 1e-12
+
+
+def test_thresholding_scale_lies_between_max_value_and_the_cap():
+    # per sample |x| is uniform on a grid: sample 0 reaches 4, sample 1 reaches 1.2, sample 2 0.5
+    data = torch.stack([torch.linspace(-r, r, 2001, dtype=torch.float64) for r in (4.0, 1.2, 0.5)])
+    quantiles = torch.quantile(data.abs().float(), 0.995, dim=1).double()
+    for cap, expected in ((None, quantiles.clamp(min=1)), (1.5, quantiles.clamp(1, 1.5))):
+        out = Thresholding(cap=cap)(data)
+        scale = expected[:, None]
+        torch.testing.assert_close(out, data.clamp(-scale, scale) / scale)
+    assert float(Thresholding(cap=1.5)(data).abs().max()) == 1.0
+    assert float(expected[0]) == 1.5 and float(expected[2]) == 1.0
+    with pytest.raises(ValueError, match="cap must be ≥ max_value"):
+        Thresholding(max_value=2.0, cap=1.5)
 
 
 def test_mu_may_differ_per_sample_and_images_work():

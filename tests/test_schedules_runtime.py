@@ -6,6 +6,7 @@ import torch
 
 from mrs_numerics import MRSampler, schedules
 from mrs_numerics.solvers import presets
+from mrs_numerics.solvers.options import Thresholding
 
 CONTINUOUS = [schedules.constant(), schedules.linear(), schedules.cosine()]
 DISCRETE = [
@@ -89,6 +90,13 @@ def test_lambda_spacing_refuses_an_infinite_end():
     sampler = MRSampler(schedule, "ode", 1, "data", "data", grid="lambda", t_end=0.0)
     with pytest.raises(ValueError, match="needs a finite λ at both ends"):
         sampler.timesteps(4)
+
+
+def test_official_preset_thresholds_with_the_official_cap():
+    assert presets.official_mrs(thresholding=True).options.thresholding.cap == 1.5
+    assert presets.official_mrs().options.thresholding is None
+    mine = Thresholding(ratio=0.9)
+    assert presets.official_mrs(thresholding=mine).options.thresholding is mine
 
 
 def test_official_preset_uses_the_mrs_table_from_index_t_to_zero():

@@ -25,7 +25,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             " from the same start and Brownian path: one PF-ODE reference for the ODE"
             " samplers, one fine coupled SDE solution for the SDE samplers). Writes"
             " quality.md, quality.json, quality.png and grid.png into --out. --quick: 48²"
-            " crops, 2 seeds, NFE ≤ 100; explicit options override it."
+            " crops, 2 seeds, NFE ≤ 100; explicit options override it. Under torchrun"
+            " --nproc-per-node K the seeds are dealt to the processes (seed s to process"
+            " s mod K) and the results gathered once; process 0 writes the report."
         ),
     )
     quality.add_argument("--task", help="the task; picks its shipped network. " + task_help())
@@ -71,9 +73,11 @@ def run(args: argparse.Namespace) -> int:
     from mrs_numerics import schedules
     from mrs_numerics.imaging.degradations import task
     from mrs_numerics.models.registry import shipped_network
+    from mrs_numerics.restoration.processes import processes
     from mrs_numerics.restoration.quality.options import QualityOptions, with_overrides
     from mrs_numerics.restoration.quality.report import markdown_table, write_report
     from mrs_numerics.restoration.quality.run import run_quality
+    from mrs_numerics.restoration.restore import resolve_device
 
     if args.task is not None:
         task(args.task)
@@ -95,7 +99,11 @@ def run(args: argparse.Namespace) -> int:
     name, net, info = shipped_network(task_name, args.model)
     options = with_overrides(options, task=info.task)
     schedule = schedules.get(info.schedule, max_sigma=info.max_sigma)
-    result = run_quality(net, info.prediction, schedule, options, name, not args.no_progress)
+    with processes(resolve_device(options.device)) as group:
+        progress = not args.no_progress and group.main
+        result = run_quality(net, info.prediction, schedule, options, name, progress, group)
+    if not group.main:
+        return 0
     written = write_report(result, Path(args.out))
     if args.json:
         Path(args.json).write_text(json.dumps(result.as_json(), indent=2) + "\n")

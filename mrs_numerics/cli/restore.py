@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-import warnings
-from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any
 
-from mrs_numerics.cli.common import add_grid_option, say, task_help
+from mrs_numerics.cli.common import EXIT_FAILED, add_grid_option, say, task_help
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -21,7 +21,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "Restore PNG/JPEG images of any size (reflect-padded to the network's multiple)"
             " with a shipped MR network and a sampler under a budget of network calls."
             " IN is a file (OUT: a file, or an existing folder) or a folder (OUT: a folder,"
-            " created if needed; outputs are PNG). Image i (sorted by name) uses seed + i."
+            " created if needed; outputs are PNG). Each image draws its noise from its own"
+            " generator, seeded from --seed and its path relative to IN, so an output does not"
+            " depend on the other files; images of one size are restored --batch-size at a"
+            " time. Under torchrun --nproc-per-node K the images are dealt to the processes by"
+            " sorted index (none twice), each writing its own."
             " Large images can be restored in overlapping tiles (--tile, --max-memory), each"
             " tile a whole run with the crop of the image's own noise. Progress bars (images,"
             " tiles, steps, with an ETA) go to stderr when it is a terminal."
@@ -46,7 +50,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--model", metavar="NAME", help="a shipped network (see: models)")
     parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the first image (default 0)")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the run (default 0); image NAME draws from a generator seeded with a"
+        " hash of (seed, NAME)",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=1,
+        metavar="B",
+        help="images of one size restored together (default 1); the same outputs up to"
+        " float32 round-off, bit-identical with 1",
+    )
     parser.add_argument(
         "--tile",
         metavar="N",
@@ -65,6 +83,36 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="memory budget of one image's run, e.g. 4GB, 512MB or 2GiB; without --tile the"
         " largest tile whose estimated peak fits is used (none if the whole image fits)",
     )
+    checkpoint = parser.add_argument_group(
+        "an IR-SDE or DA-CLIP checkpoint (instead of --task/--model)",
+        "A .pth state dict saved by the IR-SDE or DA-CLIP code and the option YAML of its run"
+        " (network_G.setting and sde are read; or a JSON of the same). The schedule is the one"
+        " the training used: IR-SDE's table with α(0) = 1, Λ = max_sigma/255 and T from the"
+        " option file; the network predicts noise.",
+    )
+    checkpoint.add_argument("--checkpoint", metavar="FILE", help="the network's .pth weights")
+    checkpoint.add_argument(
+        "--arch",
+        choices=("irsde", "daclip"),
+        help="the architecture (default: from the option file)",
+    )
+    checkpoint.add_argument("--config", metavar="FILE", help="the option YAML (or JSON)")
+    checkpoint.add_argument(
+        "--round-time",
+        action="store_true",
+        help="pass integer training indices to the network (default: the sampler's fractional"
+        " times, unrounded, as the official MR Sampler code does)",
+    )
+    checkpoint.add_argument(
+        "--text-context",
+        metavar="FILE",
+        help="DA-CLIP: the degradation embedding, a tensor [512] saved with torch.save",
+    )
+    checkpoint.add_argument(
+        "--image-context",
+        metavar="FILE",
+        help="DA-CLIP: the image embedding, a tensor [512] saved with torch.save",
+    )
     parser.add_argument(
         "--allow-divergence",
         action="store_true",
@@ -78,23 +126,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Restore each image with its own seed."""
+    """Restore every image with its own seed; under torchrun, this process's share of them."""
     # imported here: the networks, imaging and samplers load only when a subcommand runs
-    from tqdm.auto import tqdm
-
-    from mrs_numerics import schedules
     from mrs_numerics.imaging.degradations import task
-    from mrs_numerics.models.registry import shipped_network
+    from mrs_numerics.restoration.folders import image_jobs, restore_jobs
     from mrs_numerics.restoration.paths import image_pairs
+    from mrs_numerics.restoration.processes import processes
     from mrs_numerics.restoration.restore import check_request, choose_sampling, resolve_device
     from mrs_numerics.restoration.tiling import parse_memory
 
-    if args.task is None and args.model is None:
-        raise ValueError("give --task (to use its shipped network) or --model NAME")
+    check_network_options(args)
     if args.task is not None:
         task(args.task)
     check_request(args.sampler, args.nfe, args.grid)
-    args.device = resolve_device(args.device)
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be ≥ 1 image, got {args.batch_size}")
     if args.tile_overlap is not None and args.tile_overlap < 0:
         raise ValueError(f"--tile-overlap must be ≥ 0 pixels, got {args.tile_overlap}")
     tiling = {
@@ -102,70 +148,156 @@ def run(args: argparse.Namespace) -> int:
         "overlap": args.tile_overlap,
         "max_memory": None if args.max_memory is None else parse_memory(args.max_memory),
     }
-    pairs = image_pairs(Path(args.input), Path(args.out))
-    name, net, info = shipped_network(args.task, args.model)
-    network = (name, net, info, schedules.get(info.schedule, max_sigma=info.max_sigma))
-    chosen = choose_sampling(network[3], info.prediction, args.nfe, args.sampler, args.grid, name)
-    progress = not args.quiet and sys.stderr.isatty()
-    tiled = False
-    for index, (source, target) in enumerate(
-        tqdm(pairs, desc="images", unit="image", disable=not progress)
-    ):
-        tiles = restore_file(args, source, target, args.seed + index, network, tiling, progress)
-        tiled |= tiles > 1
-        where = f" ({tiles} tiles)" if tiles > 1 else ""
-        _line(f"{source} -> {target}{where}", progress)
-    say(
-        f"restored {len(pairs)} image(s) with {name} ({info.task}, {info.prediction} prediction)"
-        f" and {chosen.description}: {chosen.steps} steps, {chosen.nfe} network calls each"
-        + (" (per tile)" if tiled else "")
+    source = Path(args.input)
+    pairs = image_pairs(source, Path(args.out))
+    network = chosen_network(args)
+    chosen = choose_sampling(
+        network.schedule, network.prediction, args.nfe, args.sampler, args.grid, network.tuned
     )
-    return 0
+    with processes(resolve_device(args.device)) as group:
+        args.device = group.device
+        progress = not args.quiet and sys.stderr.isatty() and group.main
+        jobs = group.shard(image_jobs(pairs, source, args.seed))
+        run_batch = partial(restore_batch, args, network, tiling, progress)
+        tiled, failed = False, 0
+        for outcome in restore_jobs(jobs, run_batch, args.batch_size, progress):
+            if outcome.failure:
+                failed += 1
+                _line(f"mrs-numerics restore: failed: {_failure(outcome)}", progress, True)
+                continue
+            if outcome.warning:
+                warning = f"{outcome.job.source}: {outcome.warning}"
+                _line(f"mrs-numerics restore: warning: {warning}", progress, True)
+            tiled |= outcome.tiles > 1
+            where = f" ({outcome.tiles} tiles)" if outcome.tiles > 1 else ""
+            _line(f"{outcome.job.source} -> {outcome.job.target}{where}", progress)
+        gathered = group.gather((failed, tiled))
+    failures = sum(count for count, _ in gathered)
+    tiled = any(flag for _, flag in gathered)
+    if group.main:
+        processes_note = f" in {group.world} processes" if group.world > 1 else ""
+        failed_note = f"; {failures} failed" if failures else ""
+        say(
+            f"restored {len(pairs) - failures} of {len(pairs)} image(s){processes_note} with"
+            f" {network.name} ({network.label}, {network.prediction} prediction) and"
+            f" {chosen.description}:"
+            f" {chosen.steps} steps, {chosen.nfe} network calls each"
+            + (" (per tile)" if tiled else "")
+            + failed_note
+        )
+    return EXIT_FAILED if failures else 0
 
 
-def restore_file(
+@dataclass
+class Network:
+    """The network a restore runs, as the library calls it.
+
+    Attributes:
+        name: The shipped network's name or the checkpoint's file name.
+        label: What it restores, for the summary line (its task, or its architecture).
+        model: ``model(x, t, mu)``.
+        prediction: What ``model`` returns.
+        schedule: The schedule it was trained on.
+        tuned: The shipped network's name, whose tuned grids apply ("" for a checkpoint).
+    """
+
+    name: str
+    label: str
+    model: Any
+    prediction: str
+    schedule: Any
+    tuned: str
+
+
+def check_network_options(args: argparse.Namespace) -> None:
+    """Refuse a network asked for twice or not at all, before anything loads."""
+    if args.checkpoint is None:
+        stray = [
+            flag
+            for flag, value in (
+                ("--arch", args.arch),
+                ("--config", args.config),
+                ("--round-time", args.round_time or None),
+                ("--text-context", args.text_context),
+                ("--image-context", args.image_context),
+            )
+            if value is not None
+        ]
+        if stray:
+            raise ValueError(f"{', '.join(stray)} need --checkpoint FILE")
+        if args.task is None and args.model is None:
+            raise ValueError(
+                "give --task (to use its shipped network), --model NAME, or --checkpoint FILE"
+                " --config FILE (an IR-SDE/DA-CLIP network)"
+            )
+        return
+    if args.task is not None or args.model is not None:
+        raise ValueError("--checkpoint replaces --task/--model: give one network")
+    if args.config is None:
+        raise ValueError(
+            "--checkpoint needs --config FILE: the option YAML of its training run (its"
+            " network_G and sde sections), or a JSON of the same"
+        )
+
+
+def chosen_network(args: argparse.Namespace) -> Network:
+    """The shipped network of --task/--model, or the network of --checkpoint."""
+    # imported here: the networks, imaging and samplers load only when a subcommand runs
+    from mrs_numerics import schedules
+    from mrs_numerics.models.registry import shipped_network
+    from mrs_numerics.restoration.checkpoint import checkpoint_network
+
+    if args.checkpoint is not None:
+        loaded = checkpoint_network(
+            args.checkpoint,
+            args.config,
+            args.arch,
+            args.round_time,
+            args.text_context,
+            args.image_context,
+        )
+        label = f"{loaded.arch} checkpoint"
+        return Network(loaded.name, label, loaded.model, loaded.prediction, loaded.schedule, "")
+    name, net, info = shipped_network(args.task, args.model)
+    schedule = schedules.get(info.schedule, max_sigma=info.max_sigma)
+    return Network(name, info.task, net, info.prediction, schedule, name)
+
+
+def restore_batch(
     args: argparse.Namespace,
-    source: Path,
-    target: Path,
-    seed: int,
-    network: tuple,
+    network: Network,
     tiling: dict,
     progress: bool,
-) -> int:
-    """Restore one file into ``target``; returns the number of tiles it ran in (1: untiled).
-
-    A failed run's error names the file.
-    """
+    images,
+    seeds: list[int],
+):
+    """(restored images, tiles per image) of one batch, image i drawing from ``seeds[i]``."""
     # imported here: the networks, imaging and samplers load only when a subcommand runs
-    from mrs_numerics.imaging.files import read_image, write_image
     from mrs_numerics.restoration.restore import plan_tiles, restore
 
-    name, net, info, schedule = network
-    image = read_image(source)
-    tiles = plan_tiles(image.shape, net, **tiling)
-    run = partial(
-        restore,
-        image,
-        net,
-        info.prediction,
-        schedule,
+    tiles = plan_tiles(images.shape, network.model, **tiling)
+    restored = restore(
+        images,
+        network.model,
+        network.prediction,
+        network.schedule,
         sampler=args.sampler,
         nfe=args.nfe,
-        seed=seed,
+        seed=seeds,
         device=args.device,
         grid=args.grid,
-        model_name=name,
+        model_name=network.tuned,
         progress=progress,
         allow_divergence=args.allow_divergence,
         **tiling,
     )
-    try:
-        restored = restore_reporting_divergence(source, run, progress)
-    except FloatingPointError as error:
-        message = str(error).replace("pass allow_divergence=True", "--allow-divergence writes it")
-        raise type(error)(f"{source}: {message}") from error
-    write_image(target, restored)
-    return 1 if tiles is None else len(tiles)
+    return restored, 1 if tiles is None else len(tiles)
+
+
+def _failure(outcome) -> str:
+    """A failed image's line: its file and the error, with the command's option named."""
+    message = outcome.failure.replace("pass allow_divergence=True", "--allow-divergence writes it")
+    return f"{outcome.job.source}: {message}"
 
 
 def tile_side(text: str | None) -> int | None:
@@ -179,25 +311,6 @@ def tile_side(text: str | None) -> int | None:
     if side < 0:
         raise ValueError(f"--tile must be ≥ 0 pixels, got {side}")
     return side
-
-
-def restore_reporting_divergence(source: Path, restore: Callable, progress: bool):
-    """``restore()``, with a diverged run's warning as one ``warning:`` line naming ``source``.
-
-    Only reached with ``--allow-divergence`` (otherwise the run raises and the command exits
-    with status 1); other warnings pass through unchanged.
-    """
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        restored = restore()
-    for warning in caught:
-        if issubclass(warning.category, RuntimeWarning) and "diverged" in str(warning.message):
-            _line(f"mrs-numerics restore: warning: {source}: {warning.message}", progress, True)
-        else:
-            warnings.warn_explicit(
-                warning.message, warning.category, warning.filename, warning.lineno
-            )
-    return restored
 
 
 def _line(text: str, progress: bool, error: bool = False) -> None:

@@ -101,11 +101,10 @@ def write_image(path: str | Path, image: torch.Tensor) -> None:
         picture.save(path, quality=JPEG_WRITE_QUALITY)
 
 
-def image_files(folder: str | Path) -> list[Path]:
-    """The PNG and JPEG files directly inside ``folder``, sorted by name."""
+def image_files(folder: str | Path, recursive: bool = False) -> list[Path]:
+    """The PNG and JPEG files inside ``folder`` (and its subfolders if ``recursive``), sorted."""
     folder = Path(folder)
+    candidates = folder.rglob("*") if recursive else folder.iterdir()
     return sorted(
-        path
-        for path in folder.iterdir()
-        if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES
+        path for path in candidates if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES
     )

@@ -1,12 +1,33 @@
-"""Networks: the package's conditional UNet, its shipped weights (registry) and its training.
+"""Networks: the package's UNet (shipped weights, training) and IR-SDE/DA-CLIP architectures.
 
 - [`unet`][mrs_numerics.models.unet]:
   [`ConditionalUNet`][mrs_numerics.models.unet.ConditionalUNet], ``model(x, t, mu)``;
 - [`registry`][mrs_numerics.models.registry]: the shipped networks, their recorded facts and
   loading;
-- [`training`][mrs_numerics.models.training]: how they were trained (``mrs-numerics train``).
+- [`training`][mrs_numerics.models.training]: how they were trained (``mrs-numerics train``);
+- [`checkpoints`][mrs_numerics.models.checkpoints]: IR-SDE/DA-CLIP checkpoints (option files,
+  training schedule, strict loading) for
+  [`IRSDEConditionalUNet`][mrs_numerics.models.irsde_unet.IRSDEConditionalUNet] and
+  [`DACLIPConditionalUNet`][mrs_numerics.models.daclip_unet.DACLIPConditionalUNet], state-dict
+  compatible with the originals and computing the same function.
 """
 
+from mrs_numerics.models.checkpoints import (
+    irsde_schedule,
+    load_context,
+    load_irsde_checkpoint,
+    read_options,
+)
+from mrs_numerics.models.daclip_unet import DACLIPConditionalUNet
+from mrs_numerics.models.irsde_unet import IRSDEConditionalUNet
 from mrs_numerics.models.unet import ConditionalUNet
 
-__all__ = ["ConditionalUNet"]
+__all__ = [
+    "ConditionalUNet",
+    "DACLIPConditionalUNet",
+    "IRSDEConditionalUNet",
+    "irsde_schedule",
+    "load_context",
+    "load_irsde_checkpoint",
+    "read_options",
+]

@@ -5,6 +5,11 @@
   budget; [`paths`][mrs_numerics.restoration.paths]: input/output pairing of the commands;
 - [`tiling`][mrs_numerics.restoration.tiling]: large images in overlapping tiles under a
   memory budget (layout, blending window, noise cropping, the memory estimate);
+- [`checkpoint`][mrs_numerics.restoration.checkpoint]: a user's IR-SDE/DA-CLIP checkpoint and
+  the schedule it was trained on;
+- [`folders`][mrs_numerics.restoration.folders]: many files, a seed per image name, batches of
+  one size, failures isolated; [`processes`][mrs_numerics.restoration.processes]: the work
+  dealt to the processes of a ``torchrun`` job, results gathered once;
 - [`quality`][mrs_numerics.restoration.quality]: the ``benchmark quality`` study (quality and
   solver fidelity against NFE).
 """

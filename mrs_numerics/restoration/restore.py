@@ -355,7 +355,7 @@ def restore(
     task_schedule,
     sampler: str | None = None,
     nfe: int = 10,
-    seed: int = 0,
+    seed: int | Sequence[int] = 0,
     device: str | torch.device = "cpu",
     grid: str | TunedGrid | None = None,
     model_name: str = "",
@@ -386,8 +386,11 @@ def restore(
             few-step variant's name; None for the default variant.
         nfe: The budget of network calls (the most steps whose run fits in it); each tile
             makes that many.
-        seed: Seeds the generator of the prior noise and any SDE noise.
-        device: Where the sampling runs (and the generator lives).
+        seed: Seeds the generator of the prior noise and any SDE noise; a list with one seed
+            per image gives each image its own generator (see
+            [`generators`][mrs_numerics.restoration.restore.generators]), so that an image's
+            noise does not depend on which images share its batch.
+        device: Where the sampling runs (and the generators live).
         grid: ``"tuned"``, ``"lambda"``, ``"time"``, ``"karras"``, a
             [`TunedGrid`][mrs_numerics.models.tuned_grids.TunedGrid], or None (see
             [`choose_sampling`][mrs_numerics.restoration.restore.choose_sampling]).
@@ -421,7 +424,7 @@ def restore(
     if isinstance(model, torch.nn.Module):
         model.to(device)
     mu, size = _padded(images, device, getattr(model, "required_multiple", 1))
-    generator = torch.Generator(device).manual_seed(seed)
+    generator = generators(seed, mu.shape[0], device)
     options = {"progress": progress, "allow_divergence": allow_divergence}
     with torch.inference_mode():
         if tiles is None:
@@ -429,6 +432,25 @@ def restore(
         else:
             restored = _sample_tiled(chosen, model, mu, generator, tiles, options)
     return _picture(restored, size, images)
+
+
+def generators(
+    seed: int | Sequence[int], batch: int, device: torch.device
+) -> torch.Generator | list[torch.Generator]:
+    """The generator(s) of a run on ``batch`` images: one seeded with ``seed``, or one per image.
+
+    With one seed the batch draws from one stream (image i's noise then depends on the images
+    before it); with a list, image i draws only from ``torch.Generator(device).manual_seed(
+    seed[i])`` (row i of every draw, see [`randn`][mrs_numerics.solvers.randomness.randn]).
+
+    Raises:
+        ValueError: If a list does not hold one integer seed per image.
+    """
+    if isinstance(seed, Sequence) and not isinstance(seed, str):
+        if len(seed) != batch:
+            raise ValueError(f"got {len(seed)} seeds for {batch} image(s); give one per image")
+        return [torch.Generator(device).manual_seed(integer(s, "a seed")) for s in seed]
+    return torch.Generator(device).manual_seed(integer(seed, "the seed"))
 
 
 def _sampling(task_schedule, model_prediction, nfe, sampler, grid, model_name) -> Sampling:
@@ -475,7 +497,7 @@ def restore_shipped(
     model: str | None = None,
     sampler: str | None = None,
     nfe: int = 10,
-    seed: int = 0,
+    seed: int | Sequence[int] = 0,
     device: str | torch.device = "cpu",
     grid: str | None = None,
     tile: int | None = None,
@@ -497,7 +519,7 @@ def restore_shipped(
             restore that task. Give ``task``, ``model`` or both.
         sampler: A solver id or a few-step variant's name; None for the default variant.
         nfe: The budget of network calls.
-        seed: Seeds the prior noise and any SDE noise.
+        seed: Seeds the prior noise and any SDE noise (a list: one seed per image).
         device: Where the sampling runs.
         grid: ``"tuned"``, ``"lambda"``, ``"time"``, ``"karras"`` or None (the tuned grid where
             one ships for the budget, else uniform in λ).

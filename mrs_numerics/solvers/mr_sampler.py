@@ -30,7 +30,7 @@ A grid ending where σ = 0 returns the data prediction at the last predicted sta
 The default (None) follows the measurement in
 [`LOWER_ORDER_FINAL_DEFAULTS`][mrs_numerics.solvers.mr_sampler.LOWER_ORDER_FINAL_DEFAULTS]: off
 for the ODE (it costs 1–3 dB of solver fidelity at 3–10 NFE on the shipped networks), except
-the noise-form corrector; on for the SDE (not re-measured; the official setting). The table
+the noise-form corrector; on for the SDE (not re-measured). The table
 behind it is in the docs' "Few-step sampling" page (``benchmarks/few_step_defaults.py``).
 
 **σ = 0 end.** A grid ending where σ = 0 (IR-SDE tables with α₀ = 1) takes its last step as the
@@ -71,7 +71,7 @@ LOWER_ORDER_FINAL_DEFAULTS: dict[tuple[str, str, str | None], bool] = {
 ``benchmarks/few_step_defaults.py`` on ``denoise-data`` (held-out 64² crops, uniform λ, NFE
 3–15): switching it off raised the fidelity of every ODE multistep of order ≥ 2 at 3–10 NFE by
 0.6–3 dB (order 3 is mixed at 4–5 NFE and better at ≥ 6), and lowered only that of the
-noise-form corrector. The SDE keeps the official setting."""
+noise-form corrector. The SDE keeps it on (not re-measured)."""
 LOWER_ORDER_FINAL_BELOW = 15
 """lower_order_final acts when the run has fewer steps than this (as in diffusers)."""
 SINGLESTEP_START_POSITION = 0.5
@@ -108,7 +108,7 @@ class MRSampler(SamplerBase):
         rho: The Karras spacing's ρ.
         denoise_last: One more network call at the last time returns x̂₀ there.
         clip_x0: Clamp every x̂₀ to ``(low, high)``.
-        thresholding: Dynamic thresholding of x̂₀ (``True`` for the official defaults).
+        thresholding: Dynamic thresholding of x̂₀ (``True``: ratio 0.995, least threshold 1).
         noise_fn: A [`NoiseSource`][mrs_numerics.solvers.protocols.NoiseSource] for the SDE
             noise; default: draws from the ``generator`` given to ``sample``.
     """

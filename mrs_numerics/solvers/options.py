@@ -15,28 +15,36 @@ from mrs_numerics.solvers.randomness import as_noise_source
 
 @dataclass(frozen=True)
 class Thresholding:
-    """The official dynamic thresholding of x̂₀ (Imagen; as in DPM-Solver and the MRS code).
+    """Dynamic thresholding of x̂₀ (Imagen's, as in DPM-Solver).
 
-    Per sample, s = max(quantile(|x̂₀|, ratio), max_value); x̂₀ ← clamp(x̂₀, −s, s)/s.
+    Per sample, s = clamp(quantile(|x̂₀|, ratio), max_value, cap); x̂₀ ← clamp(x̂₀, −s, s)/s.
+    Without ``cap`` (the default, as in DPM-Solver) s has no upper bound; the official MR
+    Sampler code caps it at its ``threshold_max`` = 1.5 (``Thresholding(cap=1.5)``).
 
     Attributes:
         ratio: The quantile of |x̂₀| taken per sample, in (0, 1].
         max_value: The least threshold s (values within [−max_value, max_value] are kept).
+        cap: The largest threshold s (None: no bound); at least ``max_value``.
     """
 
     ratio: float = 0.995
     max_value: float = 1.0
+    cap: float | None = None
 
     def __post_init__(self):
         if not 0.0 < self.ratio <= 1.0:
             raise ValueError(f"thresholding ratio must be in (0, 1], got {self.ratio!r}")
         if not self.max_value > 0.0:
             raise ValueError(f"thresholding max_value must be > 0, got {self.max_value!r}")
+        if self.cap is not None and not self.cap >= self.max_value:
+            raise ValueError(
+                f"thresholding cap must be ≥ max_value = {self.max_value!r}, got {self.cap!r}"
+            )
 
     def __call__(self, data: torch.Tensor) -> torch.Tensor:
         """The thresholded x̂₀ (same shape and dtype)."""
         flat = data.abs().reshape(data.shape[0], -1).float()
-        s = torch.quantile(flat, self.ratio, dim=1).clamp(min=self.max_value)
+        s = torch.quantile(flat, self.ratio, dim=1).clamp(min=self.max_value, max=self.cap)
         s = s.to(data.dtype).reshape(-1, *([1] * (data.dim() - 1)))
         return torch.maximum(torch.minimum(data, s), -s) / s
 

@@ -1,15 +1,32 @@
 """Named configurations that reproduce published settings with our derived formulas.
 
-[`official_mrs`][mrs_numerics.solvers.presets.official_mrs] reproduces the official MR Sampler
+[`official_mrs`][mrs_numerics.solvers.presets.official_mrs] uses the official MR Sampler
 settings: IR-SDE's cosine table with T = 100, Λ = 50/255, eps = 0.005 and the MRS code's θ₀
 convention (S_i = Σ_{j≤i} θ_j, finite λ(0) ≈ 6.11), a noise-prediction network, the second-order
-data-form SDE solver, multistep with lower-order final steps, from t = T to t = 0. Steps are uniform
-in λ (pass ``grid="time"`` for uniform index steps; which grid the official scripts default to was
-not verified here). The formulas are always ours (derived in ``derivations/``). Known differences
-from the official code: our third-order ODE starts with a singlestep step (+1 network call) so that
-it keeps third order (``start="warmup"`` restores the classical warm-up), and between table indices
-our schedule interpolates Θ linearly and derives α, σ and λ from it, so λ = log(α/σ) holds exactly
-at every time.
+data-form SDE solver, multistep, from t = T to t = 0, steps uniform in λ (the official test
+options' ``linear-lambda``; ``grid="time"`` is the official constructor's ``linspace``). The
+formulas are always ours (derived in ``derivations/``). With the same grid, prior and noise, and
+no lowered orders, the first- and second-order samplers agree with the official code to float32
+round-off (≤ 1e-5 at 20 steps on integer times). Known differences from the official code:
+
+- **Lower-order final steps.** The official loop lowers orders only below 10 steps, on the steps
+  before the last, and takes the last step at full order (order 2, 5 steps: 1, 2, 2, 1, 2). Ours
+  (``lower_order_final=True``, the preset's setting) lowers below 15 steps, the last step
+  included (1, 2, 2, 2, 1). From 15 steps on both use full orders; at 10–14 steps pass
+  ``lower_order_final=False`` to match; below 10 no setting of ours gives the official sequence.
+- **Third order.** The official third-order ODE weights the second divided difference by φ₃ (the
+  DPM-Solver++(3M) form); ours by 2φ₃, the exact integral of the quadratic interpolant (proved
+  in ``derivations/``). Our default start is a singlestep step (+1 network call) so that the
+  method keeps third order; ``start="warmup"`` is the official warm-up.
+- **Between table indices** the official code interpolates α, σ and λ separately; ours
+  interpolates Θ linearly and derives α, σ and λ from it, so λ = log(α/σ) holds at every time.
+  Fractional times (uniform-λ and Karras grids) therefore differ slightly.
+- **Thresholding**: ``official_mrs(thresholding=True)`` is the official thresholding of x̂₀
+  ([`OFFICIAL_THRESHOLDING`][mrs_numerics.solvers.presets.OFFICIAL_THRESHOLDING]: ratio 0.995,
+  scale clamped to [1, 1.5]); in the noise form the official code thresholds the predicted
+  noise instead, ours always x̂₀.
+- **denoise_last** replaces the official last step at no extra call; ours adds one call.
+- **Prior**: the official code starts from μ + Λξ at any first time; ours from μ + σ(t₀)ξ.
 
 [`FEW_STEP_VARIANTS`][mrs_numerics.solvers.presets.FEW_STEP_VARIANTS] names the (solver, options)
 pairs that are best at ≤ 10 network calls, measured with ``mrs-numerics benchmark quality``; the
@@ -26,7 +43,12 @@ from mrs_numerics.schedules.protocol import Schedule
 from mrs_numerics.solvers.base import SamplerBase
 from mrs_numerics.solvers.factory import make_sampler
 from mrs_numerics.solvers.mr_sampler import MRSampler
+from mrs_numerics.solvers.options import Thresholding
 from mrs_numerics.solvers.registry import SOLVERS, solver_info
+
+OFFICIAL_THRESHOLDING = Thresholding(ratio=0.995, max_value=1.0, cap=1.5)
+"""The official code's dynamic thresholding: ``threshold_ratio`` 0.995, scale in [1,
+``threshold_max`` = 1.5]; what ``official_mrs(thresholding=True)`` uses."""
 
 
 def official_schedule() -> schedules.DiscreteSchedule:
@@ -54,14 +76,18 @@ def official_mrs(
         model_prediction: What the network returns (IR-SDE networks: ``"noise"``).
         **options (Any): Further keyword options of
             [`MRSampler`][mrs_numerics.solvers.mr_sampler.MRSampler]; they override the preset's
-            ``grid``, ``t_start``, ``t_end`` and ``lower_order_final`` (on, as in the official
-            code; the package default is measured, see
+            ``grid``, ``t_start``, ``t_end`` and ``lower_order_final`` (on: the nearest to the
+            official code, see the module description; the package default is measured, see
             [`LOWER_ORDER_FINAL_DEFAULTS`][mrs_numerics.solvers.mr_sampler.LOWER_ORDER_FINAL_DEFAULTS]).
+            ``thresholding=True`` means
+            [`OFFICIAL_THRESHOLDING`][mrs_numerics.solvers.presets.OFFICIAL_THRESHOLDING].
 
     Returns:
         The sampler.
     """
     schedule = official_schedule()
+    if options.get("thresholding") is True:
+        options["thresholding"] = OFFICIAL_THRESHOLDING
     defaults = {
         "grid": "lambda",
         "t_start": float(schedule.t_max),

@@ -79,6 +79,7 @@ from mrs_numerics.imaging import degradations
 from mrs_numerics.imaging.metrics import psnr, ssim
 from mrs_numerics.imaging.padding import pad_to_multiple, unpad
 from mrs_numerics.imaging.photos import center_crop, load_photo
+from mrs_numerics.restoration.processes import Processes
 from mrs_numerics.restoration.quality.options import (
     PlannedRun,
     QualityOptions,
@@ -262,27 +263,72 @@ def run_quality(
     options: QualityOptions | None = None,
     model_name: str = "",
     progress: bool = False,
+    processes: Processes | None = None,
 ) -> QualityResult:
     """Measure quality and fidelity of every sampler and budget of ``options`` (module docstring).
 
     ``model(x, t, mu)`` returns ``prediction`` for the MR process on ``schedule``; an
-    ``nn.Module`` is moved to ``options.device`` in place.
+    ``nn.Module`` is moved to ``options.device`` (``processes.device`` if given) in place.
+
+    With ``processes`` (several processes under ``torchrun``, see
+    [`processes`][mrs_numerics.restoration.processes]) the seeds are dealt by index, seed s to
+    process s mod K: a seed is the unit of work, because one generator degrades the seed's
+    whole batch of crops. The per-seed tallies are gathered once and reduced in seed order, so
+    every number except the wall seconds is bit-identical to one process's. Every process
+    returns the whole result.
     """
     options = (options or QualityOptions()).validate()
     parameterization.check_prediction(prediction)
-    device = resolve_device(options.device)
+    device = resolve_device(options.device) if processes is None else processes.device
+    processes = processes or Processes(0, 1, device)
     if isinstance(model, torch.nn.Module):
         model.to(device)
     started = time.perf_counter()
     benchmark = _Benchmark(model, prediction, schedule, options, device, model_name)
-    total = options.seeds * (len(benchmark.active) + 1)
+    seeds = processes.shard(range(options.seeds))
+    total = len(seeds) * (len(benchmark.active) + 1)
     with tqdm(total=total, disable=not progress, desc="quality", leave=False) as bar:
-        for seed in range(options.seeds):
-            benchmark.measure_seed(seed, bar)
+        records = {seed: benchmark.measure_seed(seed, bar) for seed in seeds}
+    gathered = {seed: record for part in processes.gather(records) for seed, record in part.items()}
+    benchmark.adopt(_merged([gathered[seed] for seed in sorted(gathered)]))
     rows = [_row(run, benchmark.tallies.get((run.sampler, run.budget))) for run in benchmark.runs]
     metadata = _metadata(options, model_name, prediction, schedule, benchmark, device)
     metadata["wall_seconds"] = time.perf_counter() - started
+    metadata["processes"] = processes.world
     return QualityResult(rows, nfe_to_fidelity(rows, options), metadata, benchmark.pictures)
+
+
+@dataclass
+class _Record:
+    """What one seed (or, merged, all seeds) measured."""
+
+    tallies: dict
+    references: dict
+    inputs: dict
+    pictures: dict
+
+
+def _merged(records: list[_Record]) -> _Record:
+    """The records of several seeds as one, in the order given (the order of one process)."""
+    merged = records[0]
+    for record in records[1:]:
+        for key, tally in record.tallies.items():
+            into = merged.tallies[key]
+            into.psnr += tally.psnr
+            into.ssim += tally.ssim
+            into.fidelity += tally.fidelity
+            into.seconds += tally.seconds
+            into.nfe = tally.nfe if tally.nfe is not None else into.nfe
+            if tally.failure:
+                into.failure, into.message = tally.failure, tally.message
+        for kind, tally in record.references.items():
+            for name in ("accuracy", "psnr", "ssim"):
+                merged.references[kind][name] += tally[name]
+            merged.references[kind]["nonfinite"] += tally["nonfinite"]
+        for name, values in record.inputs.items():
+            merged.inputs[name] += values
+        merged.pictures.update(record.pictures)
+    return merged
 
 
 class _Benchmark:
@@ -303,10 +349,20 @@ class _Benchmark:
         self.fine, self.check = self._sde_grids()
         photos = options.photos
         self.clean = torch.stack([center_crop(load_photo(p), options.crop) for p in photos])
-        self.tallies = {(run.sampler, run.budget): _Tally() for run in self.active}
-        self.references = {"ode": _reference_tally(), "sde": _reference_tally()}
-        self.inputs: dict[str, list[float]] = {"psnr": [], "ssim": []}
-        self.pictures: dict = {}
+        self.adopt(self._fresh_record())
+
+    def _fresh_record(self) -> _Record:
+        return _Record(
+            {(run.sampler, run.budget): _Tally() for run in self.active},
+            {"ode": _reference_tally(), "sde": _reference_tally()},
+            {"psnr": [], "ssim": []},
+            {},
+        )
+
+    def adopt(self, record: _Record) -> None:
+        """Tally into ``record`` from now on (and report from it)."""
+        self.tallies, self.references = record.tallies, record.references
+        self.inputs, self.pictures = record.inputs, record.pictures
 
     def _sde_grids(self):
         """(fine grid, accuracy-check grid) of the SDE reference (module docstring)."""
@@ -321,8 +377,10 @@ class _Benchmark:
         check = nested_grid(self.schedule, merged, refinement // 2) if refinement > 1 else None
         return nested_grid(self.schedule, merged, refinement), check
 
-    def measure_seed(self, seed: int, bar) -> None:
-        """Every active run of ``seed``, against the references of ``seed``."""
+    def measure_seed(self, seed: int, bar) -> _Record:
+        """Every active run of ``seed``, against the references of ``seed``: its record."""
+        record = self._fresh_record()
+        self.adopt(record)
         multiple = getattr(self.model, "required_multiple", 1)
         batch = seed_inputs(
             self.clean, self.options.task, self.schedule, seed, multiple, self.device
@@ -345,6 +403,7 @@ class _Benchmark:
             bar.set_postfix_str(f"seed {seed} {run.sampler} {run.budget}")
             self._measure_run(run, batch, path, targets[run.kind], seed)
             bar.update()
+        return record
 
     def _references(self, batch: SeedInputs, path) -> dict:
         """The clamped references of each kind (None if not needed or non-finite), tallied."""
