@@ -92,6 +92,32 @@ def test_lambda_spacing_refuses_an_infinite_end():
         sampler.timesteps(4)
 
 
+@pytest.mark.parametrize(
+    ("order", "start", "steps", "expected"),
+    [
+        (2, "singlestep", 5, [1, 2, 2, 1, 2]),  # the official loop's sequences
+        (3, "warmup", 5, [1, 2, 2, 1, 3]),
+        (2, "singlestep", 2, [1, 2]),
+        (2, "singlestep", 9, [1, 2, 2, 2, 2, 2, 2, 1, 2]),
+        (2, "singlestep", 10, [1] + [2] * 9),  # no lowering from 10 steps on
+        (3, "warmup", 12, [1, 2] + [3] * 10),
+    ],
+)
+def test_official_lower_order_rule_keeps_the_last_step_at_full_order(order, start, steps, expected):
+    sampler = MRSampler(
+        presets.official_schedule(), "ode", order, start=start, lower_order_final="official"
+    )
+    assert sampler.step_orders(steps) == expected
+    assert presets.official_mrs("ode", order, start=start).step_orders(steps) == expected
+    ours = MRSampler(presets.official_schedule(), "ode", order, start=start, lower_order_final=True)
+    assert ours.step_orders(5)[-1] == 1  # the package's own rule lowers the last step
+
+
+def test_a_bad_lower_order_final_is_refused():
+    with pytest.raises(ValueError, match="lower_order_final must be True, False, None or"):
+        MRSampler(presets.official_schedule(), "ode", 2, lower_order_final="yes")
+
+
 def test_official_preset_thresholds_with_the_official_cap():
     assert presets.official_mrs(thresholding=True).options.thresholding.cap == 1.5
     assert presets.official_mrs().options.thresholding is None

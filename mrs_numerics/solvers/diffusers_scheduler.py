@@ -100,7 +100,7 @@ class MRSamplerScheduler(SchedulerMixin, ConfigMixin):
         timestep_spacing: The grid of ``set_timesteps(N)``: ``"lambda"`` (uniform in λ),
             ``"time"`` or ``"karras"``.
         lower_order_final: Lower the last steps' order when N < 15 (None: the sampler's
-            measured default).
+            measured default; ``"official"``: the official MR Sampler code's rule).
         start: ``"singlestep"`` (order-preserving; one extra call for order 3) or
             ``"warmup"``.
         t_start: The grid's first (noisiest) time; default t_max.
@@ -134,7 +134,7 @@ class MRSamplerScheduler(SchedulerMixin, ConfigMixin):
         solver: str = "mrs-ode-2-data",
         prediction_type: str = "noise",
         timestep_spacing: str = "lambda",
-        lower_order_final: bool | None = None,
+        lower_order_final: bool | str | None = None,
         start: str = "singlestep",
         t_start: float | None = None,
         t_end: float | None = None,

@@ -74,6 +74,8 @@ LOWER_ORDER_FINAL_DEFAULTS: dict[tuple[str, str, str | None], bool] = {
 noise-form corrector. The SDE keeps it on (not re-measured)."""
 LOWER_ORDER_FINAL_BELOW = 15
 """lower_order_final acts when the run has fewer steps than this (as in diffusers)."""
+OFFICIAL_LOWER_ORDER_BELOW = 10
+"""``lower_order_final="official"`` acts when the run has fewer steps than this."""
 SINGLESTEP_START_POSITION = 0.5
 """λ-position (fraction of the first interval) of the singlestep start's intermediate call."""
 NOISE_SDE_WARN_BELOW = 20
@@ -98,7 +100,10 @@ class MRSampler(SamplerBase):
             ``"karras"``.
         lower_order_final: Lower the order of the last steps (order ≤ steps left) when the
             run has fewer than 15 steps; None (default): the measured default of
-            [`LOWER_ORDER_FINAL_DEFAULTS`][mrs_numerics.solvers.mr_sampler.LOWER_ORDER_FINAL_DEFAULTS].
+            [`LOWER_ORDER_FINAL_DEFAULTS`][mrs_numerics.solvers.mr_sampler.LOWER_ORDER_FINAL_DEFAULTS];
+            ``"official"``: the official MR Sampler code's rule (below 10 steps, step i < N − 1
+            takes order ≤ N − 1 − i and the last step the full order; see
+            [`step_orders`][mrs_numerics.solvers.mr_sampler.MRSampler.step_orders]).
         start: ``"singlestep"`` (order-preserving; +1 call for order 3) or ``"warmup"``.
         corrector: None, or ``"unic"`` (ODE orders 1, 2): the UniC-style corrector, order
             + 1 at no extra call.
@@ -122,7 +127,7 @@ class MRSampler(SamplerBase):
         model_prediction: str = "noise",
         *,
         grid: str = "lambda",
-        lower_order_final: bool | None = None,
+        lower_order_final: bool | str | None = None,
         start: str = "singlestep",
         corrector: str | None = None,
         t_start: float | None = None,
@@ -163,7 +168,14 @@ class MRSampler(SamplerBase):
         self.solver_prediction = solver_prediction
         if lower_order_final is None:
             lower_order_final = LOWER_ORDER_FINAL_DEFAULTS[method, solver_prediction, corrector]
-        self.lower_order_final = bool(lower_order_final)
+        if lower_order_final not in (True, False, "official"):
+            raise ValueError(
+                f"lower_order_final must be True, False, None or 'official', got "
+                f"{lower_order_final!r}"
+            )
+        self.lower_order_final: bool | str = (
+            "official" if lower_order_final == "official" else bool(lower_order_final)
+        )
         self.start = start
         self.corrector = corrector
         self._start_update = (
@@ -189,13 +201,21 @@ class MRSampler(SamplerBase):
 
         From the start procedure, the declared order and lower_order_final; a corrected step
         has one order more. A run of one step takes it at first order (no start call).
+
+        With ``lower_order_final=True`` and N < 15 steps, step i takes order ≤ N − i (order 2,
+        5 steps: 1, 2, 2, 2, 1). With ``"official"`` and N < 10, as the official MR Sampler
+        code does, step i < N − 1 takes order ≤ N − 1 − i and the last step its full order
+        (order 2, 5 steps: 1, 2, 2, 1, 2).
         """
         orders = []
         for i in range(steps):
             available = min(self.order, i + 1)
             if i == 0 and self._start_update is not None and steps > 1:
                 available = self._start_update.order
-            if self.lower_order_final and steps < LOWER_ORDER_FINAL_BELOW:
+            if self.lower_order_final == "official":
+                if steps < OFFICIAL_LOWER_ORDER_BELOW and i < steps - 1:
+                    available = min(available, steps - 1 - i)
+            elif self.lower_order_final and steps < LOWER_ORDER_FINAL_BELOW:
                 available = min(available, steps - i)
             orders.append(available)
         return orders

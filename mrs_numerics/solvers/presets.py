@@ -10,10 +10,9 @@ no lowered orders, the first- and second-order samplers agree with the official 
 round-off (≤ 1e-5 at 20 steps on integer times). Known differences from the official code:
 
 - **Lower-order final steps.** The official loop lowers orders only below 10 steps, on the steps
-  before the last, and takes the last step at full order (order 2, 5 steps: 1, 2, 2, 1, 2). Ours
-  (``lower_order_final=True``, the preset's setting) lowers below 15 steps, the last step
-  included (1, 2, 2, 2, 1). From 15 steps on both use full orders; at 10–14 steps pass
-  ``lower_order_final=False`` to match; below 10 no setting of ours gives the official sequence.
+  before the last, and takes the last step at full order (order 2, 5 steps: 1, 2, 2, 1, 2). The
+  preset reproduces that rule (``lower_order_final="official"``); the package's own
+  ``lower_order_final=True`` lowers below 15 steps, the last step included (1, 2, 2, 2, 1).
 - **Third order.** The official third-order ODE weights the second divided difference by φ₃ (the
   DPM-Solver++(3M) form); ours by 2φ₃, the exact integral of the quadratic interpolant (proved
   in ``derivations/``). Our default start is a singlestep step (+1 network call) so that the
@@ -76,8 +75,8 @@ def official_mrs(
         model_prediction: What the network returns (IR-SDE networks: ``"noise"``).
         **options (Any): Further keyword options of
             [`MRSampler`][mrs_numerics.solvers.mr_sampler.MRSampler]; they override the preset's
-            ``grid``, ``t_start``, ``t_end`` and ``lower_order_final`` (on: the nearest to the
-            official code, see the module description; the package default is measured, see
+            ``grid``, ``t_start``, ``t_end`` and ``lower_order_final`` (``"official"``: the
+            official code's rule, see the module description; the package default is measured, see
             [`LOWER_ORDER_FINAL_DEFAULTS`][mrs_numerics.solvers.mr_sampler.LOWER_ORDER_FINAL_DEFAULTS]).
             ``thresholding=True`` means
             [`OFFICIAL_THRESHOLDING`][mrs_numerics.solvers.presets.OFFICIAL_THRESHOLDING].
@@ -92,7 +91,7 @@ def official_mrs(
         "grid": "lambda",
         "t_start": float(schedule.t_max),
         "t_end": 0.0,
-        "lower_order_final": True,
+        "lower_order_final": "official",
     }
     return MRSampler(
         schedule, method, order, solver_prediction, model_prediction, **{**defaults, **options}
