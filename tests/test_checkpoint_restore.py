@@ -150,3 +150,64 @@ def test_checkpoint_options_need_a_checkpoint(files, tmp_path, capsys):
     argv = ["restore", str(files["image"]), "-o", str(tmp_path / "o.png"), "--task", "denoise"]
     assert main([*argv, "--config", str(files["irsde"][1]), "--round-time"]) == 2
     assert "--config, --round-time need --checkpoint FILE" in capsys.readouterr().err
+
+
+def test_context_folders_give_each_image_its_own_contexts(files, tmp_path, capsys):
+    checkpoint, options, _ = files["daclip"]
+    source, contexts = tmp_path / "in", tmp_path / "contexts"
+    generator = torch.Generator().manual_seed(0)
+    rows = {}
+    for name in ("a.png", "sub/b.png"):
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        (source / name).write_bytes(files["image"].read_bytes())
+        rows[name] = {}
+        for context in ("text_context", "image_context"):
+            path = contexts / context / Path(name).with_suffix(".pt")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            rows[name][context] = torch.randn(512, generator=generator)
+            torch.save(rows[name][context], path)
+    argv = ["restore", str(source), "-o", str(tmp_path / "out"), "--checkpoint", str(checkpoint)]
+    argv += ["--config", str(options), "--nfe", "5", "--sampler", "mrs-ode-2-data", "-q"]
+    argv += ["--text-context", str(contexts / "text_context"), "--batch-size", "2"]
+    argv += ["--image-context", str(contexts / "image_context"), "--allow-divergence"]
+    assert main(argv) == 0
+
+    def alone(name: str, own: str) -> torch.Tensor:
+        network = checkpoint_network(checkpoint, options, **rows[own])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            restored = restore(
+                read_image(source / name),
+                network.model,
+                "noise",
+                network.schedule,
+                "mrs-ode-2-data",
+                5,
+                seed=[image_seed(0, name)],
+                allow_divergence=True,
+            )
+        return from_uint8(to_uint8(restored))
+
+    for name in ("a.png", "sub/b.png"):
+        written = read_image(tmp_path / "out" / name)
+        assert (written - alone(name, name)).abs().max() <= 1 / 255 + 1e-6
+    # the random network's outputs saturate once clamped: check the batch's rows on the model
+    folders = {context: contexts / context for context in ("text_context", "image_context")}
+    batch_model = checkpoint_network(checkpoint, options, **folders).model_for(list(rows))
+    x = torch.rand(2, 3, 20, 28, generator=generator)
+    t = torch.tensor([40.5, 40.5], dtype=torch.float64)
+    with torch.no_grad():
+        batched = batch_model(x, t, x)
+        models = [checkpoint_network(checkpoint, options, **rows[n]).model for n in rows]
+        for i in range(2):
+            own, other = models[i], models[1 - i]
+            row = slice(i, i + 1)
+            mine = own(x[row], t[row], x[row])
+            torch.testing.assert_close(batched[row], mine, rtol=0, atol=2e-6)
+            # the small random network's prompt moves its output by about 3e-5
+            assert (batched[row] - other(x[row], t[row], x[row])).abs().max() > 1e-5
+    (contexts / "text_context" / "a.pt").unlink()
+    assert main([*argv[:3], str(tmp_path / "again"), *argv[4:]]) == 2
+    err = capsys.readouterr().err
+    assert "1 per-image context file(s) missing" in err and "a.pt" in err
+    assert not (tmp_path / "again").exists() or not list((tmp_path / "again").rglob("*.png"))

@@ -123,8 +123,8 @@ def test_batches_hold_images_of_one_size_and_every_image_is_written(tmp_path):
     (tmp_path / "out").mkdir()
     runs = []
 
-    def run(images, seeds):
-        runs.append((tuple(images.shape), tuple(seeds)))
+    def run(images, batch):
+        runs.append((tuple(images.shape), tuple(job.seed for job in batch)))
         return images, 1
 
     outcomes = list(restore_jobs(jobs, run, batch_size=2))

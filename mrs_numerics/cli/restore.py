@@ -106,12 +106,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     checkpoint.add_argument(
         "--text-context",
         metavar="FILE",
-        help="DA-CLIP: the degradation embedding, a tensor [512] saved with torch.save",
+        help="DA-CLIP: the degradation embedding, a tensor [512] saved with torch.save, or a"
+        " folder with one per image (FOLDER/<image path relative to IN>.pt)",
     )
     checkpoint.add_argument(
         "--image-context",
         metavar="FILE",
-        help="DA-CLIP: the image embedding, a tensor [512] saved with torch.save",
+        help="DA-CLIP: the image embedding, a tensor [512] saved with torch.save, or a folder"
+        " with one per image",
     )
     parser.add_argument(
         "--allow-divergence",
@@ -158,6 +160,7 @@ def run(args: argparse.Namespace) -> int:
         args.device = group.device
         progress = not args.quiet and sys.stderr.isatty() and group.main
         jobs = group.shard(image_jobs(pairs, source, args.seed))
+        check_contexts(network, image_jobs(pairs, source, args.seed))
         run_batch = partial(restore_batch, args, network, tiling, progress)
         tiled, failed = False, 0
         for outcome in restore_jobs(jobs, run_batch, args.batch_size, progress):
@@ -199,6 +202,9 @@ class Network:
         prediction: What ``model`` returns.
         schedule: The schedule it was trained on.
         tuned: The shipped network's name, whose tuned grids apply ("" for a checkpoint).
+        checkpoint: The loaded checkpoint
+            ([`CheckpointNetwork`][mrs_numerics.restoration.checkpoint.CheckpointNetwork]), or
+            None for a shipped network.
     """
 
     name: str
@@ -207,6 +213,11 @@ class Network:
     prediction: str
     schedule: Any
     tuned: str
+    checkpoint: Any = None
+
+    def model_for(self, names: list[str]):
+        """The model of a batch of images (a checkpoint's per-image contexts, if any)."""
+        return self.model if self.checkpoint is None else self.checkpoint.model_for(names)
 
 
 def check_network_options(args: argparse.Namespace) -> None:
@@ -257,10 +268,24 @@ def chosen_network(args: argparse.Namespace) -> Network:
             args.image_context,
         )
         label = f"{loaded.arch} checkpoint"
-        return Network(loaded.name, label, loaded.model, loaded.prediction, loaded.schedule, "")
+        model, prediction = loaded.model, loaded.prediction
+        return Network(loaded.name, label, model, prediction, loaded.schedule, "", loaded)
     name, net, info = shipped_network(args.task, args.model)
     schedule = schedules.get(info.schedule, max_sigma=info.max_sigma)
     return Network(name, info.task, net, info.prediction, schedule, name)
+
+
+def check_contexts(network: Network, jobs: list) -> None:
+    """Refuse a run whose per-image context files are missing, before any image is restored."""
+    if network.checkpoint is None:
+        return
+    missing = network.checkpoint.missing_contexts([job.name for job in jobs])
+    if missing:
+        shown = ", ".join(map(str, missing[:3])) + (" …" if len(missing) > 3 else "")
+        raise ValueError(
+            f"{len(missing)} per-image context file(s) missing ({shown}): a context folder needs"
+            " FOLDER/<image path relative to IN, suffix .pt> for every image"
+        )
 
 
 def restore_batch(
@@ -269,21 +294,23 @@ def restore_batch(
     tiling: dict,
     progress: bool,
     images,
-    seeds: list[int],
+    jobs: list,
 ):
-    """(restored images, tiles per image) of one batch, image i drawing from ``seeds[i]``."""
+    """(restored images, tiles per image) of one batch; image i is ``jobs[i]``, drawing from its
+    own seed (and, for a checkpoint with per-image contexts, using its own contexts)."""
     # imported here: the networks, imaging and samplers load only when a subcommand runs
     from mrs_numerics.restoration.restore import plan_tiles, restore
 
-    tiles = plan_tiles(images.shape, network.model, **tiling)
+    model = network.model_for([job.name for job in jobs])
+    tiles = plan_tiles(images.shape, model, **tiling)
     restored = restore(
         images,
-        network.model,
+        model,
         network.prediction,
         network.schedule,
         sampler=args.sampler,
         nfe=args.nfe,
-        seed=seeds,
+        seed=[job.seed for job in jobs],
         device=args.device,
         grid=args.grid,
         model_name=network.tuned,

@@ -14,7 +14,8 @@ and builds the schedule its training used
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -30,7 +31,13 @@ from mrs_numerics.schedules.discrete import DiscreteSchedule
 from mrs_numerics.solvers.adapters import IRSDEAdapter
 
 Context = torch.Tensor | str | os.PathLike | None
-"""A DA-CLIP context: a tensor ``[dim]`` or ``[rows, dim]``, or a ``.pt`` file holding one."""
+"""A DA-CLIP context: a tensor ``[dim]`` or ``[rows, dim]``, a ``.pt`` file holding one, or a
+folder of per-image files (``FOLDER/<image name>.pt``, see
+[`CheckpointNetwork.model_for`][mrs_numerics.restoration.checkpoint.CheckpointNetwork.model_for])."""
+
+CONTEXTS = ("text_context", "image_context")
+"""DA-CLIP's two contexts: the degradation embedding (``degra_context`` in DA-CLIP's scripts) and
+the image embedding."""
 
 
 @dataclass
@@ -50,6 +57,37 @@ class CheckpointNetwork:
     model: IRSDEAdapter
     schedule: DiscreteSchedule
     prediction: str = "noise"
+    context_folders: dict[str, Path] = field(default_factory=dict)
+
+    def context_files(self, name: str) -> dict[str, Path]:
+        """The per-image context files of image ``name`` (its path relative to the input folder):
+        ``FOLDER/<name with the suffix .pt>`` for each context given as a folder."""
+        relative = Path(name).with_suffix(".pt")
+        return {context: folder / relative for context, folder in self.context_folders.items()}
+
+    def missing_contexts(self, names: Sequence[str]) -> list[Path]:
+        """The per-image context files of ``names`` that do not exist."""
+        return [
+            path
+            for name in names
+            for path in self.context_files(name).values()
+            if not path.is_file()
+        ]
+
+    def model_for(self, names: Sequence[str]) -> IRSDEAdapter:
+        """The model for a batch of images ``names``: ``model``, with each image's own contexts
+        (row i from ``context_files(names[i])``) where contexts were given as folders.
+
+        Raises:
+            ValueError: If a context file is missing or does not hold one vector.
+        """
+        if not self.context_folders:
+            return self.model
+        contexts = {name: getattr(self.model, name) for name in self.model.context_names}
+        for context in self.context_folders:
+            rows = [_one_row(self.context_files(name)[context], context) for name in names]
+            contexts[context] = torch.stack(rows)
+        return IRSDEAdapter(self.model.net, self.prediction, self.model.round_time, **contexts)
 
 
 def checkpoint_network(
@@ -70,8 +108,9 @@ def checkpoint_network(
             has DA-CLIP's arguments). Given, it must agree with the option file.
         round_time: Round the sampler's times to integer training indices (the training
             inputs); by default they are passed unrounded, as the official MR Sampler code does.
-        text_context: DA-CLIP's degradation embedding (tensor or ``.pt`` file); None: none.
-        image_context: DA-CLIP's image embedding (tensor or ``.pt`` file); None: none.
+        text_context: DA-CLIP's degradation embedding (tensor, ``.pt`` file, or a folder of
+            one file per image); None: none.
+        image_context: DA-CLIP's image embedding (likewise); None: none.
 
     Raises:
         ValueError: For an option file without an ``sde`` section, an arch that disagrees with
@@ -93,15 +132,35 @@ def checkpoint_network(
         )
     given = {
         name: value
-        for name, value in (("text_context", text_context), ("image_context", image_context))
+        for name, value in zip(CONTEXTS, (text_context, image_context), strict=True)
         if value is not None
     }
     if given and options["arch"] != "daclip":
         raise ValueError(f"{', '.join(given)} given, but only DA-CLIP networks take contexts")
+    folders = {
+        name: Path(value)
+        for name, value in given.items()
+        if not isinstance(value, torch.Tensor) and Path(value).is_dir()
+    }
     contexts = {
         name: value if isinstance(value, torch.Tensor) else load_context(value, name)
         for name, value in given.items()
+        if name not in folders
     }
     net = load_irsde_checkpoint(checkpoint, options)
     model = IRSDEAdapter(net, "noise", round_time=round_time, **contexts)
-    return CheckpointNetwork(Path(checkpoint).name, options["arch"], model, irsde_schedule(options))
+    schedule = irsde_schedule(options)
+    return CheckpointNetwork(
+        Path(checkpoint).name, options["arch"], model, schedule, "noise", folders
+    )
+
+
+def _one_row(path: Path, name: str) -> torch.Tensor:
+    """The vector saved at ``path`` (``[dim]`` or ``[1, dim]``)."""
+    value = load_context(path, name)
+    if value.ndim == 2 and value.shape[0] != 1:
+        raise ValueError(
+            f"{name} {path}: one image's context must be [dim] or [1, dim], got "
+            f"{tuple(value.shape)}"
+        )
+    return value.reshape(-1)

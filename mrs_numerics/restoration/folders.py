@@ -33,8 +33,10 @@ from mrs_numerics.imaging.files import read_image, write_image
 SEED_BITS = 63
 """Image seeds are integers in [0, 2⁶³): torch generators take any 64-bit seed."""
 
-BatchRun = Callable[[torch.Tensor, list[int]], tuple[torch.Tensor, int]]
-"""``run(images [B, 3, H, W], seeds) -> (restored [B, 3, H, W], tiles per image)``."""
+BatchRun = Callable[[torch.Tensor, list["ImageJob"]], tuple[torch.Tensor, int]]
+"""``run(images [B, 3, H, W], jobs) -> (restored [B, 3, H, W], tiles per image)``: image i is
+``jobs[i]``, whose ``seed`` seeds its generator (and whose ``name`` may pick per-image inputs
+such as DA-CLIP's contexts)."""
 
 
 def image_seed(seed: int, name: str) -> int:
@@ -114,7 +116,7 @@ def restore_jobs(
 
     Args:
         jobs: The files to restore.
-        run: Restores a batch with one seed per image (a
+        run: Restores a batch of jobs, each image with its own seed (a
             [`BatchRun`][mrs_numerics.restoration.folders.BatchRun]); it raises
             ``FloatingPointError`` (the engine's ``NonFiniteError``, ``DivergenceError``) for a
             failed run and warns (``RuntimeWarning``) for a divergence it was allowed to return.
@@ -168,7 +170,7 @@ def _attempt(run: BatchRun, images: torch.Tensor, jobs: list[ImageJob]):
     """(restored, tiles, divergence warning text) of one run; other warnings pass through."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        restored, tiles = run(images, [job.seed for job in jobs])
+        restored, tiles = run(images, jobs)
     diverged = ""
     for warning in caught:
         if issubclass(warning.category, RuntimeWarning) and "diverged" in str(warning.message):
