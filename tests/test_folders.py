@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.distributed as dist
 
 from mrs_numerics.cli import main
 from mrs_numerics.imaging.degradations import degrade
@@ -17,7 +18,7 @@ from mrs_numerics.imaging.files import read_image, write_image
 from mrs_numerics.imaging.photos import center_crop, load_photo
 from mrs_numerics.models import ConditionalUNet
 from mrs_numerics.restoration.folders import ImageJob, image_seed, restore_jobs
-from mrs_numerics.restoration.processes import Processes, environment_world
+from mrs_numerics.restoration.processes import Processes, environment_world, processes
 from tests.helpers import patch_shipped_registry
 
 TINY_UNET = {"base_channels": 8, "channel_mults": (1, 2, 2), "time_embedding_dim": 16}
@@ -107,6 +108,33 @@ def test_a_malformed_torchrun_environment_is_refused(monkeypatch):
         environment_world()
     monkeypatch.setenv("WORLD_SIZE", "1")
     assert environment_world() == (1, 0, 0)
+
+
+def test_under_torchrun_cuda_processes_take_their_local_gpu_and_nccl(monkeypatch):
+    """The NCCL branch, with the process group and CUDA calls recorded (no GPU here)."""
+    calls = []
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("RANK", "3")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setattr(dist, "is_initialized", lambda: False)
+    monkeypatch.setattr(dist, "init_process_group", lambda backend: calls.append(backend))
+    monkeypatch.setattr(dist, "destroy_process_group", lambda: calls.append("destroyed"))
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda device: calls.append(str(device)))
+    with processes(torch.device("cuda")) as group:
+        assert (group.rank, group.world, str(group.device)) == (3, 4, "cuda:1")
+        assert not group.main and group.shard(list(range(10))) == [3, 7]
+    assert calls == ["cuda:1", "nccl", "destroyed"]
+    calls.clear()
+    with processes(torch.device("cpu")) as group:
+        assert str(group.device) == "cpu"
+    assert calls == ["gloo", "destroyed"]
+    monkeypatch.setenv("LOCAL_RANK", "2")
+    with (
+        pytest.raises(ValueError, match="has no GPU: 2 visible"),
+        processes(torch.device("cuda")),
+    ):
+        pass
 
 
 # ---------------------------------------------------------------------------------------------
