@@ -185,20 +185,19 @@ def sample_mrs(
     state = {"x": x}
 
     def report(info):
-        """k-diffusion's callback from the engine's: x_e at sigmas[i] and x̂₀ there."""
+        """k-diffusion's callback from the engine's: x_e at sigmas[i] and x̂₀ there (only
+        when the caller gave a callback: otherwise no per-step conversion is made)."""
         i = info["i"]
-        alpha_next = alphas[i + 1].to(x.dtype)
-        if callback is not None:
-            x_mr = from_edm(state["x"], mu, alphas[i].to(x.dtype))
-            alpha, sigma = alphas[i].to(x.dtype), schedule.sigma(times[i]).to(x.dtype)
-            max_sigma = float(schedule.max_sigma)
-            denoised = parameterization.convert(
-                info["output"].to(x.dtype), form, "data", x_mr, mu, alpha, sigma, max_sigma
-            )
-            sigma_i = sigmas_from_times(schedule, times[i])
-            step = {"x": state["x"], "i": i, "sigma": sigma_i, "sigma_hat": sigma_i}
-            callback({**step, "denoised": denoised})
-        state["x"] = to_edm(info["x"].to(x.dtype), mu, alpha_next)
+        x_mr = from_edm(state["x"], mu, alphas[i].to(x.dtype))
+        alpha, sigma = alphas[i].to(x.dtype), schedule.sigma(times[i]).to(x.dtype)
+        max_sigma = float(schedule.max_sigma)
+        denoised = parameterization.convert(
+            info["output"].to(x.dtype), form, "data", x_mr, mu, alpha, sigma, max_sigma
+        )
+        sigma_i = sigmas_from_times(schedule, times[i])
+        step = {"x": state["x"], "i": i, "sigma": sigma_i, "sigma_hat": sigma_i}
+        callback({**step, "denoised": denoised})
+        state["x"] = to_edm(info["x"].to(x.dtype), mu, alphas[i + 1].to(x.dtype))
 
     noise = None
     if noise_sampler is not None:
@@ -215,7 +214,7 @@ def sample_mrs(
         timesteps=times,
         x_T=x_T,
         generator=generator,
-        callback=report,
+        callback=None if callback is None else report,
         progress=progress,
         noise=noise,
     )
