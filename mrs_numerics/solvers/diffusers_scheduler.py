@@ -54,16 +54,18 @@ from mrs_numerics.schedules.protocol import Schedule
 from mrs_numerics.solvers import parameterization
 from mrs_numerics.solvers.base import SamplerBase, prior_sample
 from mrs_numerics.solvers.engine import (
+    Call,
     Evaluation,
     Plan,
+    Step,
     check_model_output,
     check_noise,
     check_plan,
     limit_data,
     master_dtype,
+    walk,
 )
 from mrs_numerics.solvers.factory import make_sampler
-from mrs_numerics.solvers.kernels import linear_step
 from mrs_numerics.solvers.randomness import GeneratorNoise, Generators
 from mrs_numerics.solvers.registry import solver_info
 
@@ -355,41 +357,36 @@ class MRSamplerScheduler(SchedulerMixin, ConfigMixin):
     def _program(
         self, plan: Plan, state: torch.Tensor
     ) -> Generator[_Request, tuple[torch.Tensor, torch.Tensor | None], None]:
-        """The engine's loop as a coroutine: yields (state, evaluation) for every call.
+        """The engine's loop ([`walk`][mrs_numerics.solvers.engine.walk]) one call at a time.
 
-        It is sent back (converted output, replaced state or None). Between calls it
-        takes the stages exactly as [`run`][mrs_numerics.solvers.engine.run] does: m0 (evaluated
-        or carried), the history m1, m2, …, each stage's ``linear_step`` with its noise draw,
-        the carried output; finally the ``denoise_last`` call, then (result, None).
+        Yields (state, evaluation) for every call and is sent back (converted output,
+        replaced state or None); after the plan's steps, the ``denoise_last`` call, then
+        (result, None).
         """
-        history: list[torch.Tensor] = []
-        carried: torch.Tensor | None = None
-        for index, step in enumerate(plan.steps):
-            if step.first is None:
-                m0 = carried
+        program = walk(plan, state, self._condition, self._draw)
+        request = next(program)
+        while True:
+            reply = None
+            if isinstance(request, Call):
+                reply = yield request.x, request.evaluation
             else:
-                m0, replaced = yield state, step.first
-                if replaced is not None:
-                    state = replaced
-            assert m0 is not None
-            outputs = {"m0": m0}
-            outputs.update({f"m{j + 1}": h for j, h in enumerate(history)})
-            y = state
-            for stage in step.stages:
-                z = None
-                if stage.coefficients.noise is not None:
-                    z = self._noise(index, step.t_from, step.t_to, state)
-                assert self._mu is not None
-                inputs = [outputs[label] for label in stage.labels]
-                y = linear_step(state, self._mu, inputs, stage.coefficients, z)
-                if stage.evaluate is not None:
-                    outputs[stage.evaluate.label], _ = yield y, stage.evaluate
-            state = y
-            history = [m0, *history][: plan.history]
-            carried = None if step.carry is None else outputs[step.carry]
+                state = request.x
+            try:
+                request = program.send(reply)
+            except StopIteration:
+                break
         if plan.final is not None:
             state, _ = yield state, plan.final
         yield state, None
+
+    def _condition(self) -> torch.Tensor:
+        """μ in the working dtype, as the last ``step`` gave it."""
+        assert self._mu is not None
+        return self._mu
+
+    def _draw(self, index: int, step: Step, state: torch.Tensor) -> torch.Tensor:
+        """A stochastic stage's Gaussian draw (see ``_noise``)."""
+        return self._noise(index, step.t_from, step.t_to, state)
 
     def _noise(self, index: int, t_from: float, t_to: float, state: torch.Tensor) -> torch.Tensor:
         """The stage's Gaussian draw: the sampler's ``noise_fn`` or the step's generator."""

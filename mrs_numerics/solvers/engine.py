@@ -2,9 +2,11 @@
 
 A sampler is compiled, before any network call, into a [`Plan`][mrs_numerics.solvers.engine.Plan]:
 per step, the times, the model evaluations it needs and the float64 coefficients of each stage
-(cast once to the working dtype). [`run`][mrs_numerics.solvers.engine.run] executes a plan. It is
-the only sampling loop of the package: every change to how sampling proceeds (correctors,
-divergence checks, GPU capture) is made here.
+(cast once to the working dtype). [`walk`][mrs_numerics.solvers.engine.walk] is the only
+sampling loop of the package, a coroutine that asks for model outputs;
+[`run`][mrs_numerics.solvers.engine.run] drives it with the model (and does the checks below),
+the diffusers scheduler one user call at a time. Every change to how sampling proceeds
+(correctors, divergence checks, GPU capture) is made here.
 
 **Invariants of the loop** (for step i = 0 … N − 1 of a plan, from x at ``plan.timesteps[0]``):
 
@@ -48,7 +50,7 @@ The callback gets ``{"i", "t", "t_next", "x", "output"}`` after every step.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 
 import torch
@@ -219,6 +221,99 @@ def cast_coefficients(c: StepCoefficients, dtype, device) -> StepCoefficients:
     return StepCoefficients(cast(c.x), cast(c.mu), tuple(cast(w) for w in c.outputs), cast(c.noise))
 
 
+@dataclass(frozen=True)
+class Call:
+    """A model output the loop needs: at state ``x`` for ``evaluation``, in step ``index``."""
+
+    x: torch.Tensor
+    evaluation: Evaluation
+    index: int
+
+
+@dataclass(frozen=True)
+class StepEnd:
+    """The loop finished step ``index`` of ``step``: its state ``x`` and its m0 ``output``."""
+
+    index: int
+    step: Step
+    x: torch.Tensor
+    output: torch.Tensor
+
+
+Draw = Callable[[int, Step, torch.Tensor], torch.Tensor]
+"""``draw(index, step, state)``: a stochastic stage's standard normals, shaped like the state."""
+
+Reply = tuple[torch.Tensor, torch.Tensor | None]
+"""What a driver sends back for a [`Call`][mrs_numerics.solvers.engine.Call]: the output,
+converted to the plan's form and limited, and a replacement of the step's start state (at a
+step's first evaluation only; None: keep it)."""
+
+
+def walk(
+    plan: Plan, x: torch.Tensor, mu: Callable[[], torch.Tensor], draw: Draw
+) -> Generator[Call | StepEnd, Reply | None, None]:
+    """The loop over a plan's steps (invariants 1, 3 and 4), as a coroutine.
+
+    It yields a [`Call`][mrs_numerics.solvers.engine.Call] for every model output it needs
+    (the driver sends back a [`Reply`][mrs_numerics.solvers.engine.Reply]) and a
+    [`StepEnd`][mrs_numerics.solvers.engine.StepEnd] after every step (the driver sends None).
+    [`run`][mrs_numerics.solvers.engine.run] drives it with the model; the diffusers scheduler
+    drives it one user call at a time. ``plan.final`` (``denoise_last``) is the driver's.
+
+    Args:
+        plan: The compiled plan (checked with ``check_plan``).
+        x: The start state, in the working dtype.
+        mu: Returns the condition μ in the working dtype (read at every stage).
+        draw: The Gaussian draws of stochastic stages, in stage order.
+    """
+    state = x
+    history: list[torch.Tensor] = []
+    carried: torch.Tensor | None = None
+    for index, step in enumerate(plan.steps):
+        if step.first is None:
+            m0 = carried
+        else:
+            reply = yield Call(state, step.first, index)
+            assert reply is not None
+            m0, replaced = reply
+            if replaced is not None:
+                state = replaced
+        assert m0 is not None
+        outputs = {"m0": m0}
+        outputs.update({f"m{j + 1}": h for j, h in enumerate(history)})
+        y = state
+        for stage in step.stages:
+            z = None if stage.coefficients.noise is None else draw(index, step, state)
+            inputs = [outputs[label] for label in stage.labels]
+            y = linear_step(state, mu(), inputs, stage.coefficients, z)
+            if stage.evaluate is not None:
+                reply = yield Call(y, stage.evaluate, index)
+                assert reply is not None
+                outputs[stage.evaluate.label] = reply[0]
+        state = y
+        history = [m0, *history][: plan.history]
+        carried = None if step.carry is None else outputs[step.carry]
+        yield StepEnd(index, step, state, m0)
+
+
+def _driven(
+    program: Generator[Call | StepEnd, Reply | None, None],
+    answer: Callable[[Call], torch.Tensor],
+) -> Iterator[StepEnd]:
+    """Run ``program``, answering every call with ``answer(call)``; yields the step ends."""
+    request = next(program)
+    while True:
+        reply: Reply | None = None
+        if isinstance(request, Call):
+            reply = (answer(request), None)
+        else:
+            yield request
+        try:
+            request = program.send(reply)
+        except StopIteration:
+            return
+
+
 def run(
     plan: Plan,
     model: Model,
@@ -272,37 +367,36 @@ def run(
         return limited
 
     check_plan(plan)
-    history: list[torch.Tensor] = []
-    carried: torch.Tensor | None = None
-    bar = tqdm(plan.steps, disable=not progress, desc="sampling", leave=False)
-    for index, step in enumerate(bar):
-        m0 = carried if step.first is None else evaluate(state, step.first, index)
-        assert m0 is not None
-        outputs = {"m0": m0}
-        outputs.update({f"m{j + 1}": h for j, h in enumerate(history)})
-        y = state
-        for stage in step.stages:
-            z = None
-            if stage.coefficients.noise is not None:
-                z = noise(index, step.t_from, step.t_to, state.shape, work, device)
-                check_noise(z, state, index)
-            y = linear_step(
-                state, mu_work, [outputs[label] for label in stage.labels], stage.coefficients, z
-            )
-            if stage.evaluate is not None:
-                outputs[stage.evaluate.label] = evaluate(y, stage.evaluate, index)
-        state = y
-        history = [m0, *history][: plan.history]
-        carried = None if step.carry is None else outputs[step.carry]
-        if return_trajectory:
-            trajectory.append(state.to(out_dtype))
-        if callback is not None:
-            callback({"i": index, "t": step.t_from, "t_next": step.t_to, "x": state, "output": m0})
-        bad_state = diverged(state, mu_work, plan.max_sigma).any()
-        first_diverged = torch.where(bad_state & (first_diverged < 0), index, first_diverged)
-        if (index + 1) % check_every == 0 or index + 1 == len(plan.steps):
-            flags = (first_bad, first_diverged)
-            warned = _report(plan, *flags, state, mu_work, allow_divergence, warned)
+
+    def draw(index: int, step: Step, y: torch.Tensor) -> torch.Tensor:
+        z = noise(index, step.t_from, step.t_to, y.shape, work, device)
+        return check_noise(z, y, index)
+
+    program = walk(plan, state, lambda: mu_work, draw)
+    with tqdm(total=len(plan.steps), disable=not progress, desc="sampling", leave=False) as bar:
+        for request in _driven(
+            program, lambda call_: evaluate(call_.x, call_.evaluation, call_.index)
+        ):
+            index, state = request.index, request.x
+            if return_trajectory:
+                trajectory.append(state.to(out_dtype))
+            if callback is not None:
+                step = request.step
+                callback(
+                    {
+                        "i": index,
+                        "t": step.t_from,
+                        "t_next": step.t_to,
+                        "x": state,
+                        "output": request.output,
+                    }
+                )
+            bad_state = diverged(state, mu_work, plan.max_sigma).any()
+            first_diverged = torch.where(bad_state & (first_diverged < 0), index, first_diverged)
+            if (index + 1) % check_every == 0 or index + 1 == len(plan.steps):
+                flags = (first_bad, first_diverged)
+                warned = _report(plan, *flags, state, mu_work, allow_divergence, warned)
+            bar.update()
     if plan.final is not None:
         _, state = call(state, plan.final, "data")
         if not torch.isfinite(state).all():
