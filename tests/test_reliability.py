@@ -26,6 +26,7 @@ from mrs_numerics.solvers.engine import (
     DivergenceError,
     NonFiniteError,
     diverged,
+    non_finite,
 )
 from mrs_numerics.verification import studies
 from mrs_numerics.verification.oracles import GaussianData
@@ -182,6 +183,20 @@ def test_divergence_is_one_definition_of_rms_distance_over_lambda():
     x = torch.stack([torch.full((4,), bound * 0.999), torch.full((4,), bound * 1.001)]).double()
     assert diverged(x, mu, 0.5).tolist() == [False, True]
     assert diverged(torch.full_like(mu, float("nan")), mu, 0.5).all()
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
+def test_non_finite_finds_any_nan_or_inf_and_no_large_finite_value(dtype):
+    big = torch.finfo(dtype).max
+    finite = torch.full((3, 1000), big, dtype=dtype)  # its float32 sum would overflow
+    assert not bool(non_finite(finite)) and not bool(non_finite(-finite))
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        values = torch.zeros(3, 1000, dtype=dtype)
+        values[2, 517] = bad
+        assert bool(non_finite(values))
+    opposite = torch.zeros(4, dtype=dtype)
+    opposite[0], opposite[1] = float("inf"), -float("inf")
+    assert bool(non_finite(opposite))
 
 
 def test_divergence_stops_the_run_at_its_step_on_cpu():

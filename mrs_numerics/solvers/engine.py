@@ -93,10 +93,26 @@ def check_interval(device: torch.device) -> int:
 def diverged(x: torch.Tensor, mu: torch.Tensor, max_sigma: float) -> torch.Tensor:
     """Per sample: RMS(x − μ) over all but the batch dimension > DIVERGENCE_FACTOR·Λ, or NaN/Inf.
 
-    Returns a bool tensor ``[batch]`` on x's device (no host synchronisation).
+    Computed as Σ(x − μ)² > (DIVERGENCE_FACTOR·Λ)²·n (n values per sample): one fused
+    reduction, no square root. Returns a bool tensor ``[batch]`` on x's device (no host
+    synchronisation).
     """
-    rms = (x - mu).reshape(x.shape[0], -1).pow(2).mean(1).sqrt()
-    return ~(rms <= DIVERGENCE_FACTOR * max_sigma)
+    difference = (x - mu).reshape(x.shape[0], -1)
+    limit = (DIVERGENCE_FACTOR * max_sigma) ** 2 * difference.shape[1]
+    return ~(torch.linalg.vecdot(difference, difference) <= limit)
+
+
+def non_finite(values: torch.Tensor) -> torch.Tensor:
+    """True (a 0-dim bool tensor, no host read) if ``values`` hold a NaN or an Inf.
+
+    For float32/16 values one reduction: their float64 sum is finite exactly when they all are
+    (float64 cannot overflow on a sum of float32 values, and +Inf with −Inf sum to NaN).
+    float64 values (whose sum could overflow) and MPS tensors (no float64 there) are checked
+    one by one.
+    """
+    if values.dtype == torch.float64 or values.device.type == "mps":
+        return ~torch.isfinite(values).all()
+    return ~torch.isfinite(values.sum(dtype=torch.float64))
 
 
 def rms_distance(x: torch.Tensor, mu: torch.Tensor) -> float:
@@ -362,7 +378,7 @@ def run(
     def evaluate(y, ev: Evaluation, step_index: int):
         nonlocal first_bad
         out, limited = call(y, ev, plan.output_prediction)
-        bad = ~torch.isfinite(out).all()
+        bad = non_finite(out)
         first_bad = torch.where(bad & (first_bad < 0), step_index, first_bad)
         return limited
 
