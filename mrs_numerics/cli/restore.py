@@ -159,8 +159,9 @@ def run(args: argparse.Namespace) -> int:
     with processes(resolve_device(args.device)) as group:
         args.device = group.device
         progress = not args.quiet and sys.stderr.isatty() and group.main
-        jobs = group.shard(image_jobs(pairs, source, args.seed))
-        check_contexts(network, image_jobs(pairs, source, args.seed))
+        every_job = image_jobs(pairs, source, args.seed)
+        check_contexts(network, every_job)
+        jobs = group.shard(every_job)
         run_batch = partial(restore_batch, args, network, tiling, progress)
         tiled, failed = False, 0
         for outcome in restore_jobs(jobs, run_batch, args.batch_size, progress):

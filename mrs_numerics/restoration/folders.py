@@ -152,14 +152,15 @@ def _run_batch(run: BatchRun, group: list[tuple[ImageJob, torch.Tensor]]) -> Ite
     jobs = [job for job, _ in group]
     try:
         restored, tiles, warning = _attempt(run, torch.stack([image for _, image in group]), jobs)
+        failure = None
     except FloatingPointError as error:
-        if len(group) == 1:
-            yield Outcome(jobs[0], failure=str(error))
-            return
-        restored, warning = None, ""
-    if restored is None or (warning and len(group) > 1):
+        failure = error
+    if len(group) > 1 and (failure is not None or warning):
         for item in group:
             yield from _run_batch(run, [item])
+        return
+    if failure is not None:
+        yield Outcome(jobs[0], failure=str(failure))
         return
     for job, image in zip(jobs, restored, strict=True):
         write_image(job.target, image)

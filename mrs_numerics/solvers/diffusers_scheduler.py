@@ -363,7 +363,7 @@ class MRSamplerScheduler(SchedulerMixin, ConfigMixin):
         replaced state or None); after the plan's steps, the ``denoise_last`` call, then
         (result, None).
         """
-        program = walk(plan, state, self._condition, self._draw)
+        program = walk(plan, state, self._condition, self._noise)
         request = next(program)
         while True:
             reply = None
@@ -384,14 +384,11 @@ class MRSamplerScheduler(SchedulerMixin, ConfigMixin):
         assert self._mu is not None
         return self._mu
 
-    def _draw(self, index: int, step: Step, state: torch.Tensor) -> torch.Tensor:
-        """A stochastic stage's Gaussian draw (see ``_noise``)."""
-        return self._noise(index, step.t_from, step.t_to, state)
-
-    def _noise(self, index: int, t_from: float, t_to: float, state: torch.Tensor) -> torch.Tensor:
-        """The stage's Gaussian draw: the sampler's ``noise_fn`` or the step's generator."""
+    def _noise(self, index: int, step: Step, state: torch.Tensor) -> torch.Tensor:
+        """A stochastic stage's Gaussian draw: the sampler's ``noise_fn`` or the step's
+        generator (the engine's [`Draw`][mrs_numerics.solvers.engine.Draw])."""
         source = self.sampler.options.noise_fn or GeneratorNoise(self._generator)
-        z = source(index, t_from, t_to, state.shape, state.dtype, state.device)
+        z = source(index, step.t_from, step.t_to, state.shape, state.dtype, state.device)
         return check_noise(z, state, index)
 
     def __len__(self) -> int:
