@@ -167,7 +167,9 @@ def updates_module(backend: str, updates: Sequence[Update]) -> str:
     ]
     parts.append(clean_step_function(backend))
     imports = (
-        f"\nfrom mrs_numerics._generated.phi_{backend} import phi_1, phi_2, phi_3\n"
+        f"\nfrom mrs_numerics._generated.phi_{backend} import "
+        + ", ".join(f"phi_{k}" for k in range(1, MAX_ORDER + 1))
+        + "\n"
         "from mrs_numerics._generated.types import StepCoefficients\n"
     )
     summary = (
@@ -211,7 +213,9 @@ class UpdateInfo:
     ``order`` is the global order (from the local order); ``model_calls`` the network calls per
     step; ``parameters`` the ratio arguments after h (multistep r_i = h_{-i}/h, singlestep stage
     positions); ``fixed_parameters`` the values the order proof fixes; ``local_error_power`` p:
-    local error O(h^p), proved in derivations.order_proofs.
+    local error O(h^p), proved in derivations.order_proofs; ``start`` the update a run takes as
+    its first step to keep the global order (derivations.updates.order_preserving_start), or None
+    when the warm-up keeps it.
     """
 
     name: str
@@ -224,6 +228,7 @@ class UpdateInfo:
     fixed_parameters: dict[str, str]
     stages: tuple[UpdateStage, ...]
     local_error_power: int
+    start: str | None = None
 
 
 class BaselineStage(NamedTuple):
@@ -292,6 +297,9 @@ def registry_module(updates: Sequence[Update], proved: dict[str, int]) -> str:
         lines.append(f"        fixed_parameters={ ({str(k): str(v) for k, v in fixed.items()})!r},")
         lines.append(f"        stages=({stages},),")
         lines.append(f"        local_error_power={proved[update.name]},")
+        start = updates_derivation.order_preserving_start(update)
+        if start is not None:
+            lines.append(f"        start={start.name!r},")
         lines.append("    ),")
     lines.append("}")
     lines.append(

@@ -48,6 +48,7 @@ from derivations.updates import (
     corrector,
     kernel_weights,
     multistep,
+    order_preserving_start,
     r2,
 )
 
@@ -79,7 +80,16 @@ def exactness_residual(update: Update, stage: Stage) -> sp.Expr:
     exact = sp.integrate(sp.exp(kappa * (end - u)) * poly, (u, 0, end))
     weights = kernel_weights(stage, kappa)
     approx = sum(w * poly.subs(u, a * h) for w, a in zip(weights, stage.nodes, strict=True))
-    return sp.simplify(sp.expand(exact - approx.rewrite(sp.exp)))
+    residual = sp.expand(exact - approx.rewrite(sp.exp))
+    coefficients = [residual.coeff(dn) for dn in d]
+    linear = sp.expand(residual - sum(c * dn for c, dn in zip(coefficients, d, strict=True))) == 0
+    if linear and all(sp.expand(sp.numer(sp.together(c))) == 0 for c in coefficients):
+        # The residual is Σ d_n c_n and every c_n, brought to one fraction N/D (D a product of
+        # powers of h and of ratio factors, non-zero), has N expanding to 0: it is zero. Only
+        # valid rewrites are used, so a false zero is impossible; a false "not zero" would only
+        # fall through to simplify.
+        return sp.Integer(0)
+    return sp.simplify(residual)
 
 
 def _kernel_integral_series(kappa: sp.Expr, end: sp.Expr, model: sp.Expr, degree: int) -> sp.Expr:
@@ -94,7 +104,9 @@ def _kernel_integral_series(kappa: sp.Expr, end: sp.Expr, model: sp.Expr, degree
 def local_error(update: Update) -> tuple[int, sp.Expr]:
     """(p, c): the final stage's residual for a general smooth model along the path is c·h^p + …
 
-    ``p`` is the lowest power of h with a non-zero coefficient (order k ⇔ p = k + 1).
+    ``p`` is the lowest power of h with a non-zero coefficient (order k ⇔ p = k + 1). The exact
+    integral is a polynomial in h and the d_n alone; the weights' ratios enter as in
+    [`state_dependent_local_error`][derivations.order_proofs.state_dependent_local_error].
     """
     stage = update.stages[-1]
     degree = update.order + 2
@@ -102,10 +114,55 @@ def local_error(update: Update) -> tuple[int, sp.Expr]:
     model = sum(d[n] * u**n / sp.factorial(n) for n in range(degree + 1))
     kappa = _kappa(update)
     exact = _kernel_integral_series(kappa, stage.end * h, model, degree)
-    weights = kernel_weights(stage, kappa)
-    approx = sum(w * model.subs(u, a * h) for w, a in zip(weights, stage.nodes, strict=True))
-    residual = truncate(exact - _phi_as_series(approx, degree), h, degree)
-    return _leading(residual, degree)
+    weights = _WeightFractions.of([stage], kappa, degree)
+    ring, H, *generators = sp.ring([h, *d, *weights.ratios, weights.inverse], sp.QQ)
+    D = generators[: len(d)]
+    approx = ring.zero
+    for w, node in zip(weights.in_ring(ring, stage.name), stage.nodes, strict=True):
+        at_node = ring(node) * H
+        approx += w * sum(
+            (D[n] * _truncated_power(at_node, n, degree) * sp.Rational(1, sp.factorial(n)))
+            for n in range(degree + 1)
+        )
+    residual = ring(exact) - _truncated(approx, degree)
+    return _leading_with_inverse(residual, degree, ring(weights.denominator))
+
+
+class _WeightFractions(NamedTuple):
+    """Stage weights as numerator/denominator over one least common denominator D.
+
+    ``fractions[stage name]`` lists (N_j, D_j) of each weight (φ as series, to ``degree`` in h);
+    D = lcm(D_j) is a polynomial in ``ratios``; ``inverse`` the generator g standing for 1/D.
+    """
+
+    fractions: dict
+    denominator: sp.Expr
+    ratios: tuple
+    inverse: sp.Symbol
+
+    @classmethod
+    def of(cls, stages: list[Stage], kappa: sp.Expr, degree: int) -> _WeightFractions:
+        fractions = {
+            stage.name: [
+                sp.fraction(sp.cancel(sp.expand(_phi_as_series(w, degree))))
+                for w in kernel_weights(stage, kappa)
+            ]
+            for stage in stages
+        }
+        denominator = sp.lcm([den for weights in fractions.values() for _, den in weights])
+        ratios = sorted(
+            {s for st in stages for e in (*st.nodes, st.end) for s in sp.sympify(e).free_symbols},
+            key=str,
+        )
+        return cls(fractions, denominator, tuple(ratios), sp.Symbol("g", positive=True))
+
+    def in_ring(self, ring, name: str) -> list:
+        """The weights of stage ``name`` as ring elements N_j (D/D_j) g."""
+        inverse = ring(self.inverse)
+        return [
+            ring(sp.expand(num * sp.cancel(self.denominator / den))) * inverse
+            for num, den in self.fractions[name]
+        ]
 
 
 def _leading(residual: sp.Expr, degree: int) -> tuple[int, sp.Expr]:
@@ -133,6 +190,34 @@ def _power(poly, exponent: int):
     return poly.ring.one if exponent == 0 else poly**exponent
 
 
+def _by_h_degree(poly) -> dict[int, object]:
+    """The parts of a ring element by h-degree (its first generator)."""
+    parts: dict[int, dict] = {}
+    for m, c in poly.items():
+        parts.setdefault(m[0], {})[m] = c
+    return {k: poly.ring(part) for k, part in parts.items()}
+
+
+def _truncated_product(left, right, degree: int):
+    """left·right to h-degree ``degree``, without forming the terms it drops."""
+    ring = left.ring
+    total = ring.zero
+    right_parts = _by_h_degree(right)
+    for i, part in _by_h_degree(left).items():
+        for j, other in right_parts.items():
+            if i + j <= degree:
+                total += part * other
+    return total
+
+
+def _truncated_power(poly, exponent: int, degree: int):
+    """poly**exponent to h-degree ``degree`` (0**0 = 1)."""
+    result = poly.ring.one
+    for _ in range(exponent):
+        result = _truncated_product(result, poly, degree)
+    return result
+
+
 def _series_exp(ring, z, degree: int):
     """Truncated exponential Σ_{j≤degree} z^j/j! of a ring element z with no constant term."""
     total, term = ring.one, ring.one
@@ -143,8 +228,12 @@ def _series_exp(ring, z, degree: int):
 
 
 def _rescaled(poly, factor):
-    """poly with h → factor·h: each term times factor^(its h-degree) (factor⁰ = 1)."""
-    return poly.ring({m: c * factor ** m[0] if m[0] else c for m, c in poly.items()})
+    """poly with h → factor·h (factor a ring element): each h^k part times factor^k."""
+    ring = poly.ring
+    parts: dict[int, dict] = {}
+    for m, c in poly.items():
+        parts.setdefault(m[0], {})[m] = c
+    return sum((ring(part) * _power(factor, k) for k, part in parts.items()), ring.zero)
 
 
 def _inputs(stages: list[Stage]) -> dict[str, sp.Expr]:
@@ -164,62 +253,89 @@ def state_dependent_local_error(
 ) -> tuple[int, sp.Expr]:
     """(p, c): residual c·h^p + … of the whole update for a generic state-dependent model.
 
-    The model m(v, u) = Σ_{a+b<k} c_ab v^a u^b is generic up to the degree that can reach h^k;
-    the residual is computed to h^k (a k-th order update must cancel h^0 … h^k). Sparse
-    polynomial rings over Q(ratios) keep this exact and fast. ``fixed`` is a tuple of
-    (symbol, value) pairs substituted into the stage positions; p = k + 1 means "no residual up
-    to h^k", i.e. local error O(h^{k+1}).
+    The model m(v, u) = Σ_{a+b<k} c_ab (v − v_s)^a u^b is generic up to the degree that can reach
+    h^k (any polynomial of that degree in v is one in v − v_s, and v − v_s = O(h) on every state
+    of the step, which keeps the products short); the residual is computed to h^k (a k-th
+    order update must cancel h^0 … h^k). ``fixed`` is a tuple of (symbol, value) pairs
+    substituted into the stage positions; p = k + 1 means "no residual up to h^k", i.e. local
+    error O(h^{k+1}).
 
     The outputs the step is given (m0 at node 0, earlier m_j at a_j h) are the model on the
     exact path, v(a_j h) being the Picard series with h → a_j h. ``perturbed`` is a tuple of
     (label, q) pairs: that output is the model at v(a_j h) + e_j h^q with e_j a free symbol:
     an output evaluated at an approximate state, as a corrector reuses its predictor's.
+
+    Exact arithmetic: sparse polynomials over Q in h, the model's coefficients, the e_j, the
+    ratios and one more generator g standing for 1/D, D the least common denominator of the
+    weights (a polynomial in the ratios). Each power of h in the residual is brought back to a
+    single fraction N/D^k and is zero exactly when its numerator N is the zero polynomial.
     """
     degree = update.order
     fixed_values = dict(fixed)
     stages = [_substituted(stage, fixed_values) for stage in update.stages]
-    ratios = sorted(
-        {s for st in stages for e in (*st.nodes, st.end) for s in sp.sympify(e).free_symbols},
-        key=str,
-    )
+    kappa = _kappa(update)
+    weights = _WeightFractions.of(stages, kappa, degree)
     exponents = [(a, b) for a in range(degree) for b in range(degree - a)]
     coefficients = [sp.Symbol(f"c_{a}{b}", real=True) for a, b in exponents]
     errors = [sp.Symbol(f"e_{label}", real=True) for label, _ in perturbed]
     v0 = sp.Symbol("v0", real=True)
-    domain = sp.QQ.frac_field(*ratios) if ratios else sp.QQ
-    ring, H, V0, *generators = sp.ring([h, v0, *coefficients, *errors], domain)
-    C, E = generators[: len(coefficients)], generators[len(coefficients) :]
+    ring, H, V0, *generators = sp.ring(
+        [h, v0, *coefficients, *errors, *weights.ratios, weights.inverse], sp.QQ
+    )
+    C = generators[: len(coefficients)]
+    E = generators[len(coefficients) : len(coefficients) + len(errors)]
 
     def model(state, position):
-        total = ring.zero
+        """Σ_a (v − v_s)^a Σ_b c_ab u^b, each power of v − v_s computed once, truncated."""
+        inner = [ring.zero] * degree
         for (a, b), c in zip(exponents, C, strict=True):
-            total += c * _truncated(_power(state, a) * _power(position, b), degree)
-        return _truncated(total, degree)
+            inner[a] += c * _truncated_power(position, b, degree)
+        total, power, deviation = ring.zero, ring.one, state - V0
+        for a in range(degree):
+            total += _truncated_product(power, inner[a], degree)
+            power = _truncated_product(power, deviation, degree)
+        return total
 
-    kappa = _kappa(update)
     path = V0
     damping = _series_exp(ring, -kappa * H, degree)
     for _ in range(degree + 1):
-        path = V0 + _integrate_in_h(_truncated(damping * model(path, H), degree - 1))
+        path = V0 + _integrate_in_h(_truncated_product(damping, model(path, H), degree - 1))
     shifts = {label: e * H**power for (label, power), e in zip(perturbed, E, strict=True)}
     values = {}
     for label, node in _inputs(stages).items():
-        factor = domain.from_sympy(node)
-        seen = _rescaled(path, factor) + shifts.get(label, ring.zero)
+        seen = _rescaled(path, ring(node)) + shifts.get(label, ring.zero)
         values[label] = model(_truncated(seen, degree), ring(node) * H)
     state = V0
     for stage in stages:
         end = ring(stage.end) * H
-        weights = [ring(_phi_as_series(w, degree)) for w in kernel_weights(stage, kappa)]
         damping = _series_exp(ring, -kappa * end, degree)
-        total = sum(
-            (w * values[label] for w, label in zip(weights, stage.node_labels, strict=True)),
-            ring.zero,
-        )
-        state = V0 + _truncated(damping * total, degree)
+        pairs = zip(weights.in_ring(ring, stage.name), stage.node_labels, strict=True)
+        total = sum((w * values[label] for w, label in pairs), ring.zero)
+        state = V0 + _truncated_product(damping, total, degree)
         values[stage.name] = model(state, end)
-    residual = (path - state).as_expr()
-    return _leading(residual, degree)
+    return _leading_with_inverse(path - state, degree, ring(weights.denominator))
+
+
+def _leading_with_inverse(residual, degree: int, denominator) -> tuple[int, sp.Expr]:
+    """(p, c) of a ring residual whose last generator g stands for 1/``denominator``.
+
+    The h^p part Σ_k P_k g^k equals (Σ_k P_k D^{K−k}) / D^K, K its highest power of g.
+    """
+    ring = residual.ring
+    parts: dict[int, dict] = {}
+    for m, c in residual.items():
+        parts.setdefault(m[0], {})[m] = c
+    for power in range(degree + 1):
+        terms = parts.get(power, {})
+        highest = max((m[-1] for m in terms), default=0)
+        numerator = ring.zero
+        for m, c in terms.items():
+            plain = ring({(0, *m[1:-1], 0): c})
+            numerator += plain * _power(denominator, highest - m[-1])
+        if numerator:
+            coefficient = numerator.as_expr() / denominator.as_expr() ** highest
+            return power, sp.factor(coefficient)
+    return degree + 1, sp.Integer(0)
 
 
 def reused_outputs(update: Update, power: int) -> tuple:
@@ -249,28 +365,50 @@ class StepProof(NamedTuple):
 def corrected_run(prediction: str, order: int) -> tuple[StepProof, ...]:
     """Local errors of every kind of step of a corrected ODE run of ``order`` K = p + 1.
 
-    Step i ≥ 0 predicts with order p_i = min(p, i + 1) (the warm-up; no extra call), corrects
-    with ``corrector(p_i + 1)``, and is given m0 from step i − 1, m1 from step i − 2, …: the
-    output of step j's predictor is off the exact path by its local error O(h^{p_j + 1}), the
-    output at the start state is exact. Steps 0 … p are listed one by one: their local error is
-    O(h^K) or better, enough on a bounded number of steps; from step p + 1 on every output comes
-    from an order-p predictor (``"steady"``: O(h^{K+1}) needed). The last step is the predictor
+    Without an order-preserving start (K ≤ 3), step i ≥ 0 predicts with order
+    p_i = min(p, i + 1) (the warm-up; no extra call) and corrects with ``corrector(p_i + 1)``.
+    With one (K = 4, see [`order_preserving_start`][derivations.updates.order_preserving_start])
+    step 0 is the singlestep update of order K − 1 without corrector, so step 1 evaluates its own
+    m0, and the corrected steps i ≥ 1 follow the same rule. Step i is given m0 from grid point i,
+    m1 from i − 1, …: the output at grid point j was evaluated at step j − 1's predicted state,
+    off the exact path by that predictor's local error O(h^{p_{j−1} + 1}), or at a state the run
+    computed (j = 0, or after an uncorrected step): exact here, the difference being global
+    error, which the usual stability argument carries. Every step up to the first whose inputs
+    all come from order-p predictors is listed: local error O(h^K), enough on a bounded number of
+    steps; from there on (``"steady"``) O(h^{K+1}) is needed. The last step is the predictor
     alone (its call would be an extra one): O(h^K) on one step. Global order K follows.
     """
     p = order - 1
-    orders = [min(p, i + 1) for i in range(p + 1)]
-    rows = []
-    for i, p_i in enumerate(orders):
-        update = corrector("ode", prediction, p_i + 1)
-        perturbed = tuple((f"m{j}", orders[i - 1 - j] + 1) for j in range(p_i) if i - 1 - j >= 0)
-        rows.append((str(i), update, perturbed, order))
     steady = corrector("ode", prediction, order)
-    rows.append(("steady", steady, reused_outputs(steady, order), order + 1))
+    start = order_preserving_start(steady)
+    rows: list[tuple[str, Update, tuple, tuple, int]] = []
+    error_powers: list[int | None] = [None]
+    if start is not None:
+        rows.append(("0", start, singlestep_fixed_parameters(start), (), order))
+        error_powers.append(None)
+    i = len(rows)
+    while True:
+        p_i = min(p, i + 1)
+        inputs = [(f"m{j}", error_powers[i - j]) for j in range(p_i)]
+        if p_i == p and all(q == order for _, q in inputs):
+            break
+        update = corrector("ode", prediction, p_i + 1)
+        perturbed = tuple((label, q) for label, q in inputs if q is not None)
+        rows.append((str(i), update, (), perturbed, order))
+        error_powers.append(p_i + 1)
+        i += 1
+    rows.append(("steady", steady, (), reused_outputs(steady, order), order + 1))
     last = multistep("ode", prediction, p)
-    rows.append(("last", last, reused_outputs(last, order), order))
+    rows.append(("last", last, (), reused_outputs(last, order), order))
     return tuple(
-        StepProof(step, update, perturbed, state_dependent_local_error(update, (), perturbed)[0], n)
-        for step, update, perturbed, n in rows
+        StepProof(
+            step,
+            update,
+            perturbed,
+            state_dependent_local_error(update, fixed, perturbed)[0],
+            needed,
+        )
+        for step, update, fixed, perturbed, needed in rows
     )
 
 

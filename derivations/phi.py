@@ -20,12 +20,14 @@ from functools import cache
 import sympy as sp
 from sympy.codegen.cfunctions import expm1
 
-MAX_ORDER = 3
-"""φ_1 … φ_MAX_ORDER are generated: enough for third-order updates."""
+MAX_ORDER = 4
+"""φ_1 … φ_MAX_ORDER are generated: enough for fourth-order updates (the order-3 multistep
+predictor with its corrector interpolates four outputs)."""
 
 SERIES_RADIUS = 2
-"""|z| below which the Taylor series is used; at |z| = 2 the closed form of φ_3 cancels at most
-a factor ≈ 2.7, so both branches stay within a few ulp (float64) and ≤ 1e-6 (float32)."""
+"""|z| below which the Taylor series is used; at |z| = 2 the stable closed form cancels at most a
+factor ≈ 2.7 for φ_3 and ≈ 6 for φ_4 (at z = +2), so both branches stay within a few ulp (float64)
+and ≤ 1e-6 (float32)."""
 
 TRUNCATION_TOLERANCE = sp.Rational(1, 10**18)
 """Relative bound on the dropped tail of the series on |z| ≤ SERIES_RADIUS."""

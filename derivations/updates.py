@@ -68,7 +68,7 @@ alpha_e, sigma_e = sp.symbols("alpha_e sigma_e", positive=True)
 
 MULTISTEP_ORDERS = {"ode": (1, 2, 3), "sde": (1, 2)}
 SINGLESTEP_ORDERS = (2, 3)
-CORRECTOR_ORDERS = (2, 3)
+CORRECTOR_ORDERS = (2, 3, 4)
 """Orders of the corrected ODE updates (predictor of order one less)."""
 PREDICTOR_LABEL = "predictor"
 """Label of a corrector's model output at the predicted state (the predictor stage's name)."""
@@ -180,6 +180,24 @@ def corrector(method: str, prediction: str, order: int) -> Update:
         ),
     )
     return Update(method, prediction, "corrector", order, stages, predictor.parameters)
+
+
+def order_preserving_start(update: Update) -> Update | None:
+    """The first step a run of ``update`` takes to keep its global order K, or None.
+
+    The first step has only m0. One step of local error O(h^K) costs O(h^K) globally, so the first
+    step needs local order K, not K + 1. A first-order step (local O(h²)) is enough for a
+    multistep run of order K ≤ 2; a corrected first-order step (local O(h³), no extra call) for a
+    corrected run of order K ≤ 3 (its warm-up is proved in
+    [`corrected_run`][derivations.order_proofs.corrected_run]). Beyond, the run starts with the
+    singlestep update of order K − 1 (local O(h^K)): multistep order 3 with singlestep 2 (+1
+    call), corrected order 4 with singlestep 3 (+2 calls, and no corrector on that step, so the
+    next step evaluates its own m0).
+    """
+    warm_up_keeps = 3 if update.scheme == "corrector" else 2
+    if update.scheme == "singlestep" or update.order <= warm_up_keeps:
+        return None
+    return singlestep(update.method, update.prediction, update.order - 1)
 
 
 def all_updates() -> tuple[Update, ...]:

@@ -74,16 +74,19 @@ def test_euler_maruyama_is_strided_for_any_nfe():
 
 def test_registry_ids_are_canonical_and_orders_declared():
     pattern = re.compile(
-        r"^mrs-(ode-[123]|sde-[12])-(data|noise)$|^mrs-ode-[12]-(data|noise)-unic$"
+        r"^mrs-(ode-[123]|sde-[12])-(data|noise)$|^mrs-ode-[123]-(data|noise)-unic$"
     )
     baselines = {"euler-maruyama", "posterior", "euler-ode", "heun-ode"}
     assert {i for i in SOLVERS if not pattern.match(i)} == baselines
     for info in SOLVERS.values():
         if info.method == "ode":
-            assert info.order in (1, 2, 3) and info.strong_order is None
+            assert info.order in (1, 2, 3, 4) and info.strong_order is None
+            assert info.order == 4 or info.corrector is None or info.start_extra_nfe == 0
         else:
             assert info.order is None and info.strong_order >= 1 and info.weak_order >= 1
     assert solver_info("mrs-ode-3-data").start_extra_nfe == 1
+    corrected = solver_info("mrs-ode-3-data-unic")
+    assert (corrected.order, corrected.start_extra_nfe, corrected.nfe(6)) == (4, 2, 8)
     assert solver_info("heun-ode").nfe_per_step == 2
 
 

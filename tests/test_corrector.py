@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from mrs_numerics import MRSampler, schedules
-from mrs_numerics.solvers import make_sampler
+from mrs_numerics._generated.registry import UPDATES
+from mrs_numerics.solvers import make_sampler, solver_info
 from mrs_numerics.solvers.engine import NonFiniteError, Step, check_plan
 from mrs_numerics.solvers.kernels import linear_step
 from mrs_numerics.verification.oracles import GaussianData
@@ -37,18 +38,40 @@ def _corrected(order=2, prediction="data", **options):
     return MRSampler(SCHEDULE, "ode", order, prediction, "data", corrector="unic", **options)
 
 
-@pytest.mark.parametrize("order", [1, 2])
+@pytest.mark.parametrize("order", [1, 2, 3])
 @pytest.mark.parametrize("steps", [1, 2, 3, 8])
 @pytest.mark.parametrize("lower_order_final", [True, False])
 def test_a_corrected_run_of_n_steps_calls_the_model_n_times(order, steps, lower_order_final):
+    """N calls; order 3 adds the two inside its third-order singlestep start, when it is taken."""
     model = RecordingModel()
     sampler = _corrected(order, lower_order_final=lower_order_final)
     result = sampler.sample(model, PROBLEM.mu, steps=steps)
-    assert result.nfe == len(model.seen) == steps
+    started = "singlestep_3 start" in sampler.plan(steps).steps[0].description
+    assert started == (order == 3 and steps > 1 and sampler.step_orders(steps)[0] == 3)
+    assert result.nfe == len(model.seen) == steps + (2 if started else 0)
+    if started and not lower_order_final:
+        assert result.nfe == solver_info(sampler.solver_id).nfe(steps)
+
+
+def test_the_order_4_run_starts_uncorrected_and_its_next_step_calls_at_its_own_state():
+    """Step 0 is the third-order singlestep (calls at λ₀ + h/3 and λ₀ + 2h/3), uncorrected."""
+    sampler = _corrected(3, lower_order_final=False)
+    plan = sampler.plan(6, dtype=torch.float64)
+    start, second, *rest = plan.steps
+    assert "singlestep_3 start (+2 network calls)" in start.description and start.carry is None
+    lams = SCHEDULE.lam(plan.timesteps).tolist()
+    h = lams[1] - lams[0]
+    stage_lams = [float(SCHEDULE.lam(torch.tensor(s.evaluate.t))) for s in start.stages[:2]]
+    np.testing.assert_allclose(stage_lams, [lams[0] + h / 3, lams[0] + 2 * h / 3], atol=1e-6)
+    assert second.first is not None and "corrector_3" in second.description
+    assert all(s.first is None and "corrector_4" in s.description for s in rest[:-1])
+    assert rest[-1].carry is None and "multistep_3" in rest[-1].description
+    assert sampler.step_orders(6) == [3, 2, 3, 3, 3, 3]
 
 
 @pytest.mark.parametrize("order", [1, 2])
 def test_only_the_last_step_is_uncorrected(order):
+    """Orders 1 and 2 (corrected 2, 3) start by the warm-up: every step but the last corrected."""
     plan = _corrected(order).plan(6, dtype=torch.float64)
     *corrected, last = plan.steps
     assert [len(s.stages) for s in corrected] == [2] * 5 and len(last.stages) == 1
@@ -107,7 +130,7 @@ def _errors(order, prediction, ns, lam0=-2.0, lam1=3.0):
 
 
 @pytest.mark.parametrize("prediction", ["data", "noise"])
-@pytest.mark.parametrize("order", [1, 2])
+@pytest.mark.parametrize("order", [1, 2, 3])
 def test_the_corrector_adds_one_order_on_a_non_uniform_grid(order, prediction):
     ns = [40, 80, 160]
     errors = _errors(order, prediction, ns)
@@ -127,14 +150,17 @@ def test_a_bad_output_at_a_predicted_state_is_charged_to_the_step_that_called():
         _corrected(2).sample(broken, PROBLEM.mu, steps=6)
 
 
-def test_the_corrector_is_named_in_the_id_and_refused_where_not_derived():
+def test_the_corrector_is_named_in_the_id_and_refused_where_not_derived(monkeypatch):
     sampler = _corrected(2)
     assert sampler.solver_id == "mrs-ode-2-data-unic" and "mrs-ode-2-data-unic" in repr(sampler)
     assert make_sampler("mrs-ode-1-noise-unic", SCHEDULE).corrector == "unic"
     with pytest.raises(ValueError, match="derived and proved for the ODE only"):
         MRSampler(SCHEDULE, "sde", 1, corrector="unic")
-    with pytest.raises(ValueError, match="not derived for ODE order 3"):
-        MRSampler(SCHEDULE, "ode", 3, corrector="unic")
+    assert make_sampler("mrs-ode-3-data-unic", SCHEDULE).corrector == "unic"
+    with monkeypatch.context() as patch:
+        patch.delitem(UPDATES, "ode_data_corrector_4")
+        with pytest.raises(ValueError, match="not derived for ODE order 3"):
+            MRSampler(SCHEDULE, "ode", 3, corrector="unic")
     with pytest.raises(ValueError, match="unknown corrector 'unipc'"):
         MRSampler(SCHEDULE, "ode", 2, corrector="unipc")
     with pytest.raises(ValueError, match="the corrector is part of the solver id"):

@@ -68,7 +68,24 @@ def test_registry_declares_orders_calls_and_proved_local_error():
     assert orders[("ode", "multistep")] == {1, 2, 3}
     assert orders[("sde", "multistep")] == {1, 2}
     assert orders[("ode", "singlestep")] == {2, 3}
-    assert orders[("ode", "corrector")] == {2, 3}
+    assert orders[("ode", "corrector")] == {2, 3, 4}
+
+
+def test_a_start_is_recorded_exactly_where_the_warm_up_loses_order():
+    """A first step needs local error O(h^K): the singlestep update of order K − 1 when the
+    warm-up's first step (first order, local O(h²); corrected, O(h³)) has less."""
+    for name, info in UPDATES.items():
+        warm_up_local_power = 3 if info.scheme == "corrector" else 2
+        if info.scheme == "singlestep" or warm_up_local_power >= info.order:
+            assert info.start is None, name
+            continue
+        start = UPDATES[info.start]
+        assert (start.scheme, start.method, start.prediction) == (
+            "singlestep",
+            "ode",
+            info.prediction,
+        )
+        assert start.local_error_power == info.order, name
 
 
 @pytest.mark.parametrize("name", [n for n, i in UPDATES.items() if i.scheme == "corrector"])

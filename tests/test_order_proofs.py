@@ -104,6 +104,7 @@ def _perturbed(scale_index, factor):
         updates.singlestep("ode", "data", 2),
         updates.corrector("ode", "data", 3),
         updates.corrector("ode", "noise", 2),
+        updates.corrector("ode", "noise", 4),
     ],
     ids=_ids,
 )
@@ -144,5 +145,5 @@ def test_unknown_orders_and_methods_are_rejected():
         updates.singlestep("sde", "data", 2)
     with pytest.raises(ValueError, match="correctors are derived for method 'ode'"):
         updates.corrector("sde", "data", 2)
-    with pytest.raises(ValueError, match=r"orders \(2, 3\); got method 'ode', order 4"):
-        updates.corrector("ode", "data", 4)
+    with pytest.raises(ValueError, match=r"orders \(2, 3, 4\); got method 'ode', order 5"):
+        updates.corrector("ode", "data", 5)

@@ -45,6 +45,7 @@ UPDATES: dict[str, UpdateInfo] = {
         fixed_parameters={},
         stages=(UpdateStage('ode_noise_multistep_3', '1', ('m0', 'm1', 'm2')),),
         local_error_power=4,
+        start='ode_noise_singlestep_2',
     ),
     'ode_data_multistep_1': UpdateInfo(
         name='ode_data_multistep_1',
@@ -81,6 +82,7 @@ UPDATES: dict[str, UpdateInfo] = {
         fixed_parameters={},
         stages=(UpdateStage('ode_data_multistep_3', '1', ('m0', 'm1', 'm2')),),
         local_error_power=4,
+        start='ode_data_singlestep_2',
     ),
     'sde_noise_multistep_1': UpdateInfo(
         name='sde_noise_multistep_1',
@@ -202,6 +204,19 @@ UPDATES: dict[str, UpdateInfo] = {
         stages=(UpdateStage('ode_noise_corrector_3_predictor', '1', ('m0', 'm1')), UpdateStage('ode_noise_corrector_3', '1', ('predictor', 'm0', 'm1')),),
         local_error_power=4,
     ),
+    'ode_noise_corrector_4': UpdateInfo(
+        name='ode_noise_corrector_4',
+        method='ode',
+        prediction='noise',
+        scheme='corrector',
+        order=4,
+        model_calls=1,
+        parameters=('r1', 'r2'),
+        fixed_parameters={},
+        stages=(UpdateStage('ode_noise_corrector_4_predictor', '1', ('m0', 'm1', 'm2')), UpdateStage('ode_noise_corrector_4', '1', ('predictor', 'm0', 'm1', 'm2')),),
+        local_error_power=5,
+        start='ode_noise_singlestep_3',
+    ),
     'ode_data_corrector_2': UpdateInfo(
         name='ode_data_corrector_2',
         method='ode',
@@ -225,6 +240,19 @@ UPDATES: dict[str, UpdateInfo] = {
         fixed_parameters={},
         stages=(UpdateStage('ode_data_corrector_3_predictor', '1', ('m0', 'm1')), UpdateStage('ode_data_corrector_3', '1', ('predictor', 'm0', 'm1')),),
         local_error_power=4,
+    ),
+    'ode_data_corrector_4': UpdateInfo(
+        name='ode_data_corrector_4',
+        method='ode',
+        prediction='data',
+        scheme='corrector',
+        order=4,
+        model_calls=1,
+        parameters=('r1', 'r2'),
+        fixed_parameters={},
+        stages=(UpdateStage('ode_data_corrector_4_predictor', '1', ('m0', 'm1', 'm2')), UpdateStage('ode_data_corrector_4', '1', ('predictor', 'm0', 'm1', 'm2')),),
+        local_error_power=5,
+        start='ode_data_singlestep_3',
     ),
 }
 """Every generated MR Sampler update by name, with the local-error power its proof gave.

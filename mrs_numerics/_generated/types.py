@@ -39,7 +39,9 @@ class UpdateInfo:
     ``order`` is the global order (from the local order); ``model_calls`` the network calls per
     step; ``parameters`` the ratio arguments after h (multistep r_i = h_{-i}/h, singlestep stage
     positions); ``fixed_parameters`` the values the order proof fixes; ``local_error_power`` p:
-    local error O(h^p), proved in derivations.order_proofs.
+    local error O(h^p), proved in derivations.order_proofs; ``start`` the update a run takes as
+    its first step to keep the global order (derivations.updates.order_preserving_start), or None
+    when the warm-up keeps it.
     """
 
     name: str
@@ -52,6 +54,7 @@ class UpdateInfo:
     fixed_parameters: dict[str, str]
     stages: tuple[UpdateStage, ...]
     local_error_power: int
+    start: str | None = None
 
 
 class BaselineStage(NamedTuple):

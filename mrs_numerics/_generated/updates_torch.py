@@ -8,7 +8,7 @@ change the derivation and regenerate (``make codegen``).
 
 import torch
 
-from mrs_numerics._generated.phi_torch import phi_1, phi_2, phi_3
+from mrs_numerics._generated.phi_torch import phi_1, phi_2, phi_3, phi_4
 from mrs_numerics._generated.types import StepCoefficients
 
 
@@ -401,6 +401,59 @@ def ode_noise_corrector_3(h, r1, alpha_s, sigma_s, alpha_e, sigma_e):
     return StepCoefficients(c0, 1.0 - c0, (-c4*(c1*r1 + c2), -c3*(c1*c5 - c1 - c2*c5 + phi_1(h)), c4*c5*(c1 - c2)), None)
 
 
+def ode_noise_corrector_4_predictor(h, r1, r2, alpha_s, sigma_s, alpha_e, sigma_e):
+    """Coefficients of ODE noise-form corrector order-4, stage 'predictor'.
+
+    The stage ends at λ_s + (1)·h; alpha_e, sigma_e are α, σ there. It returns
+    StepCoefficients(x, mu, outputs, noise) with
+        x_e = x·x_s + mu·μ + Σ_j outputs[j]·m_j + noise·z,
+    outputs ordered as (m0, m1, m2), m_j the network outputs in the solver's
+    prediction form, z ~ N(0, I) (noise is None for ODEs).
+    """
+    c0 = alpha_e/alpha_s
+    c1 = phi_2(h)
+    c2 = (r1 + r2)**-1
+    c3 = (r1)**-1
+    c4 = 2.0*phi_3(h)
+    c5 = c3*c4
+    c6 = c1*c3
+    c7 = h*sigma_e
+    c8 = (r2)**-1
+    return StepCoefficients(c0, 1.0 - c0, (-c7*(2.0*c1*c2 + c2*c5 + c2*c6*r2 + phi_1(h)), c7*(c1*c8 + c5*c8 + c6), -c2*c7*c8*(c1*r1 + c4)), None)
+
+
+def ode_noise_corrector_4(h, r1, r2, alpha_s, sigma_s, alpha_e, sigma_e):
+    """Coefficients of ODE noise-form corrector order-4, stage 'step'.
+
+    The stage ends at λ_s + (1)·h; alpha_e, sigma_e are α, σ there. It returns
+    StepCoefficients(x, mu, outputs, noise) with
+        x_e = x·x_s + mu·μ + Σ_j outputs[j]·m_j + noise·z,
+    outputs ordered as (predictor, m0, m1, m2), m_j the network outputs in the solver's
+    prediction form, z ~ N(0, I) (noise is None for ODEs).
+    """
+    c0 = alpha_e/alpha_s
+    c1 = 2.0*r1
+    c2 = (r1)**2
+    c3 = r1*r2
+    c4 = 6.0*phi_4(h)
+    c5 = phi_3(h)
+    c6 = 4.0*c5
+    c7 = 2.0*c5
+    c8 = c7*r2
+    c9 = phi_2(h)
+    c10 = h*sigma_e
+    c11 = r1 + r2
+    c12 = (c11)**-1
+    c13 = c12*c9
+    c14 = c9*r1
+    c15 = (r1)**-1
+    c16 = c15*c7
+    c17 = c15*c4
+    c18 = c15*c9
+    c19 = (r2)**-1
+    return StepCoefficients(c0, 1.0 - c0, (-c10*(c2*c9 + c3*c9 + c4 + c6*r1 + c8)/(c1 + c2 + c3 + r2 + 1.0), c10*(c12*c14 + c12*c15*c8 - c12*c16 + c12*c17 - c12*c18*r2 + c12*c6 + c13*r2 - 2.0*c13 - phi_1(h)), c10*(c16*c19 - c16 - c17*c19 + c18 - c19*c7 + c19*c9)/(r1 + 1.0), -c10*c19*(-c1*c5 + c14 - c4 + c7)/(c1*r2 + c11 + c2 + (r2)**2)), None)
+
+
 def ode_data_corrector_2_predictor(h, alpha_s, sigma_s, alpha_e, sigma_e):
     """Coefficients of ODE data-form corrector order-2, stage 'predictor'.
 
@@ -467,6 +520,63 @@ def ode_data_corrector_3(h, r1, alpha_s, sigma_s, alpha_e, sigma_e):
     c6 = c3/(r1 + 1.0)
     c7 = (r1)**-1
     return StepCoefficients(c0, -c0 - c2*c3 + 1.0, (c6*(c4*r1 + c5), c3*(c2 + c4*c7 - c4 - c5*c7), -c6*c7*(c4 - c5)), None)
+
+
+def ode_data_corrector_4_predictor(h, r1, r2, alpha_s, sigma_s, alpha_e, sigma_e):
+    """Coefficients of ODE data-form corrector order-4, stage 'predictor'.
+
+    The stage ends at λ_s + (1)·h; alpha_e, sigma_e are α, σ there. It returns
+    StepCoefficients(x, mu, outputs, noise) with
+        x_e = x·x_s + mu·μ + Σ_j outputs[j]·m_j + noise·z,
+    outputs ordered as (m0, m1, m2), m_j the network outputs in the solver's
+    prediction form, z ~ N(0, I) (noise is None for ODEs).
+    """
+    c0 = sigma_e/sigma_s
+    c1 = -h
+    c2 = phi_1(c1)
+    c3 = alpha_e*h
+    c4 = (r1 + r2)**-1
+    c5 = phi_2(c1)
+    c6 = (r1)**-1
+    c7 = 2.0*phi_3(c1)
+    c8 = c6*c7
+    c9 = c5*c6
+    c10 = (r2)**-1
+    return StepCoefficients(c0, -c0 - c2*c3 + 1.0, (c3*(c2 + 2.0*c4*c5 + c4*c8 + c4*c9*r2), -c3*(c10*c5 + c10*c8 + c9), c10*c3*c4*(c5*r1 + c7)), None)
+
+
+def ode_data_corrector_4(h, r1, r2, alpha_s, sigma_s, alpha_e, sigma_e):
+    """Coefficients of ODE data-form corrector order-4, stage 'step'.
+
+    The stage ends at λ_s + (1)·h; alpha_e, sigma_e are α, σ there. It returns
+    StepCoefficients(x, mu, outputs, noise) with
+        x_e = x·x_s + mu·μ + Σ_j outputs[j]·m_j + noise·z,
+    outputs ordered as (predictor, m0, m1, m2), m_j the network outputs in the solver's
+    prediction form, z ~ N(0, I) (noise is None for ODEs).
+    """
+    c0 = sigma_e/sigma_s
+    c1 = -h
+    c2 = phi_1(c1)
+    c3 = alpha_e*h
+    c4 = 2.0*r1
+    c5 = (r1)**2
+    c6 = r1*r2
+    c7 = 6.0*phi_4(c1)
+    c8 = phi_3(c1)
+    c9 = 4.0*c8
+    c10 = 2.0*c8
+    c11 = c10*r2
+    c12 = phi_2(c1)
+    c13 = r1 + r2
+    c14 = (c13)**-1
+    c15 = c12*c14
+    c16 = c12*r1
+    c17 = (r1)**-1
+    c18 = c10*c17
+    c19 = c17*c7
+    c20 = c12*c17
+    c21 = (r2)**-1
+    return StepCoefficients(c0, -c0 - c2*c3 + 1.0, (c3*(c11 + c12*c5 + c12*c6 + c7 + c9*r1)/(c4 + c5 + c6 + r2 + 1.0), -c3*(c11*c14*c17 + c14*c16 - c14*c18 + c14*c19 - c14*c20*r2 + c14*c9 + c15*r2 - 2.0*c15 - c2), -c3*(-c10*c21 + c12*c21 + c18*c21 - c18 - c19*c21 + c20)/(r1 + 1.0), c21*c3*(c10 + c16 - c4*c8 - c7)/(c13 + c4*r2 + c5 + (r2)**2)), None)
 
 
 def data_step_to_clean():

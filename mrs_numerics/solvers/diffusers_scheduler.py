@@ -26,8 +26,9 @@ stochastic stage, in stage order, exactly as the engine's default noise source d
 
 **Timesteps.** ``scheduler.timesteps`` is a float64 tensor of the times (not integer indices) at
 which the network must be evaluated, in the order of the calls: the step start t_i of every step
-that evaluates there, the λ-midpoint of the first interval for the third-order singlestep start
-(``mrs-ode-3-*`` with ``start="singlestep"``: one extra call), the predicted state's time
+that evaluates there, the λ-midpoint of the first interval for the second-order singlestep
+start (``mrs-ode-3-data``/``-noise`` with ``start="singlestep"``: one extra call) or its λ-thirds
+for the third-order one (``mrs-ode-3-*-unic``: two extra calls), the predicted state's time
 t_{i+1} for the corrector variants (``-unic``: still one call per step, the output carried on as
 the next step's m0), and the last time with ``denoise_last``. ``prev_sample`` is always the state
 at which the *next* call is to be made (after the last call: the sampler's result).
@@ -103,8 +104,8 @@ class MRSamplerScheduler(SchedulerMixin, ConfigMixin):
             ``"time"`` or ``"karras"``.
         lower_order_final: Lower the last steps' order when N < 15 (None: the sampler's
             measured default; ``"official"``: the official MR Sampler code's rule).
-        start: ``"singlestep"`` (order-preserving; one extra call for order 3) or
-            ``"warmup"``.
+        start: ``"singlestep"`` (order-preserving; one extra call for order 3, two for order
+            3 with the corrector) or ``"warmup"``.
         t_start: The grid's first (noisiest) time; default t_max.
         t_end: The grid's last time; default as in
             [`MRSampler`][mrs_numerics.solvers.mr_sampler.MRSampler].

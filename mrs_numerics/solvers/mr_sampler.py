@@ -20,10 +20,13 @@ multistep-3; orders 1 and 2 need nothing extra (a first-order first step has loc
 enough for global order 2). ``start="warmup"`` is the classical DPM-Solver warm-up (orders 1, 2, …
 on the first steps, no extra call) which caps order 3 at 2.
 
-**Corrector** (see [Corrector](../theory.md#corrector)). ``corrector="unic"`` (ODE, orders 1, 2)
+**Corrector** (see [Corrector](../theory.md#corrector)). ``corrector="unic"`` (ODE, orders 1, 2, 3)
 follows each multistep predictor of order k with one call at the predicted state and recomputes
 the step through that output (order k + 1); the output is the next step's m0, so the run still
 makes one call per step. The last step is the predictor alone (its call would be an extra one).
+Order 3 (corrected order 4) with ``start="singlestep"`` takes its first step with the third-order
+singlestep update (calls at λ₀ + h/3 and λ₀ + 2h/3: **two extra calls**), uncorrected; the next
+step calls the model at its own state.
 A grid ending where σ = 0 returns the data prediction at the last predicted state.
 
 **lower_order_final** lowers the order of the last steps when N < 15 steps (order ≤ steps left).
@@ -39,6 +42,8 @@ there and is refused.
 """
 
 from __future__ import annotations
+
+from fractions import Fraction
 
 import torch
 
@@ -76,8 +81,10 @@ LOWER_ORDER_FINAL_BELOW = 15
 """lower_order_final acts when the run has fewer steps than this (as in diffusers)."""
 OFFICIAL_LOWER_ORDER_BELOW = 10
 """``lower_order_final="official"`` acts when the run has fewer steps than this."""
-SINGLESTEP_START_POSITION = 0.5
-"""λ-position (fraction of the first interval) of the singlestep start's intermediate call."""
+SINGLESTEP_START_PARAMETERS = {"r": 0.5, "r1": 1 / 3}
+"""Free stage positions of the singlestep starts, as fractions of the first λ-interval: the
+second-order start calls the model at the λ-midpoint (r = 1/2); the third-order start (corrected
+order 4) at r₁ = 1/3 and at r₂ = 2/3, which its order proof fixes (as in DPM-Solver-3)."""
 NOISE_SDE_WARN_BELOW = 20
 """A noise-form SDE below this many steps warns. Measured (``benchmark quality``, denoise-data,
 64², 3 seeds): mrs-sde-1-noise diverges at 3–5 NFE (26.3 dB fidelity at 10), mrs-sde-2-noise
@@ -104,9 +111,10 @@ class MRSampler(SamplerBase):
             ``"official"``: the official MR Sampler code's rule (below 10 steps, step i < N − 1
             takes order ≤ N − 1 − i and the last step the full order; see
             [`step_orders`][mrs_numerics.solvers.mr_sampler.MRSampler.step_orders]).
-        start: ``"singlestep"`` (order-preserving; +1 call for order 3) or ``"warmup"``.
-        corrector: None, or ``"unic"`` (ODE orders 1, 2): the UniC-style corrector, order
-            + 1 at no extra call.
+        start: ``"singlestep"`` (order-preserving; +1 call for order 3, +2 for order 3 with
+            the corrector) or ``"warmup"``.
+        corrector: None, or ``"unic"`` (ODE orders 1, 2, 3): the UniC-style corrector, order
+            + 1 at no extra call per step (order 3: +2 calls for its start).
         t_start: First (noisiest) time of the grid; default the schedule's ``t_max``.
         t_end: Last time; default ``t_min``, or where σ/Λ = 2e-3 if σ(t_min) = 0.
         lam_min: Start no noisier than λ = lam_min.
@@ -179,7 +187,7 @@ class MRSampler(SamplerBase):
         self.start = start
         self.corrector = corrector
         self._start_update = (
-            registry.start_update(method, solver_prediction, order)
+            registry.start_update(method, solver_prediction, order, corrector)
             if start == "singlestep"
             else None
         )
@@ -203,20 +211,24 @@ class MRSampler(SamplerBase):
         has one order more. A run of one step takes it at first order (no start call).
 
         With ``lower_order_final=True`` and N < 15 steps, step i takes order ≤ N − i (order 2,
-        5 steps: 1, 2, 2, 2, 1). With ``"official"`` and N < 10, as the official MR Sampler
+        5 steps: 1, 2, 2, 2, 1); the singlestep start uses no earlier outputs and is not
+        lowered. With ``"official"`` and N < 10, as the official MR Sampler
         code does, step i < N − 1 takes order ≤ N − 1 − i and the last step its full order
-        (order 2, 5 steps: 1, 2, 2, 1, 2).
+        (order 2, 5 steps: 1, 2, 2, 1, 2); a start it lowers becomes a first-order step.
         """
         orders = []
+        start = self._start_update
+        start_order: int = 0 if start is None or steps < 2 else start.order  # 0: no start
         for i in range(steps):
-            available = min(self.order, i + 1)
-            if i == 0 and self._start_update is not None and steps > 1:
-                available = self._start_update.order
+            is_start = i == 0 and start_order > 0
+            available = start_order if is_start else min(self.order, i + 1)
             if self.lower_order_final == "official":
                 if steps < OFFICIAL_LOWER_ORDER_BELOW and i < steps - 1:
                     available = min(available, steps - 1 - i)
-            elif self.lower_order_final and steps < LOWER_ORDER_FINAL_BELOW:
+            elif self.lower_order_final and steps < LOWER_ORDER_FINAL_BELOW and not is_start:
                 available = min(available, steps - i)
+            if is_start and available != start_order:
+                available = 1  # a lowered start: only m0 exists, so a first-order step
             orders.append(available)
         return orders
 
@@ -239,10 +251,12 @@ class MRSampler(SamplerBase):
         orders = self.step_orders(n)
         steps_out = []
         corrected = self._corrector_update is not None
+        start = self._start_update
         batch = CoefficientBatch()
+        carry = None
         for i in range(n):
             first = None
-            if i == 0 or not corrected:
+            if carry is None:
                 first = Evaluation("m0", moments[i], alphas[i], sigmas[i])
             if sigmas[i + 1] == 0.0:
                 stage = self._clean_end_stage()
@@ -250,7 +264,9 @@ class MRSampler(SamplerBase):
                 continue
             grid = (batch, i, orders[i], moments, lams, alphas, sigmas)
             carry = None
-            if corrected and i < n - 1:
+            if i == 0 and start is not None and orders[0] == start.order:
+                stages, description = self._start_stages(*grid)
+            elif corrected and i < n - 1:
                 stages, description, carry = self._corrected(*grid)
             else:
                 stages, description = self._stages(*grid)
@@ -271,24 +287,41 @@ class MRSampler(SamplerBase):
             self.final_evaluation(times),
         )
 
+    def _start_stages(self, batch, i, order, times, lams, alphas, sigmas):
+        """The singlestep start: its intermediate stages call the model inside the first step.
+
+        Stage k ends at λ_0 + c_k h (c_k its generated ``end``: a free position from
+        [`SINGLESTEP_START_PARAMETERS`][mrs_numerics.solvers.mr_sampler.SINGLESTEP_START_PARAMETERS]
+        or one the order proof fixes) and its output, ``stage{k+1}``, is a node of the next.
+        No corrector follows: the next step evaluates its own m0.
+        """
+        start = self._start_update
+        assert start is not None and i == 0
+        h = lams[1] - lams[0]
+        values = {name: SINGLESTEP_START_PARAMETERS[name] for name in start.parameters}
+        *intermediate, last = start.stages
+        stages = []
+        for k, stage in enumerate(intermediate):
+            position = values.get(stage.end)
+            position = float(Fraction(stage.end)) if position is None else position
+            lam = torch.tensor(lams[0] + position * h, dtype=torch.float64)
+            t = self.schedule.t_of_lam(lam)
+            a, s = float(self.schedule.alpha(t)), float(self.schedule.sigma(t))
+            pending = batch.request(
+                stage_function(stage), h, *values.values(), alphas[0], sigmas[0], a, s
+            )
+            evaluation = Evaluation(f"stage{k + 1}", float(t), a, s)
+            stages.append(Stage(pending, stage.labels, evaluation))
+        ends = (alphas[0], sigmas[0], alphas[1], sigmas[1])
+        pending = batch.request(stage_function(last), h, *values.values(), *ends)
+        stages.append(Stage(pending, last.labels))
+        extra = start.model_calls - 1
+        calls = "call" if extra == 1 else "calls"
+        return stages, f"{start.name} start (+{extra} network {calls})"
+
     def _stages(self, batch, i, order, times, lams, alphas, sigmas):
         h = lams[i + 1] - lams[i]
         ends = (alphas[i], sigmas[i], alphas[i + 1], sigmas[i + 1])
-        start = self._start_update
-        if i == 0 and start is not None and order == start.order:
-            r = SINGLESTEP_START_POSITION
-            lam_mid = torch.tensor(lams[i] + r * h, dtype=torch.float64)
-            t_mid = self.schedule.t_of_lam(lam_mid)
-            a_mid, s_mid = float(self.schedule.alpha(t_mid)), float(self.schedule.sigma(t_mid))
-            first_stage, last_stage = start.stages
-            c1 = batch.request(
-                stage_function(first_stage), h, r, alphas[i], sigmas[i], a_mid, s_mid
-            )
-            c2 = batch.request(stage_function(last_stage), h, r, *ends)
-            mid = Evaluation("stage1", float(t_mid), a_mid, s_mid)
-            stages = [Stage(c1, first_stage.labels, mid), Stage(c2, last_stage.labels)]
-            extra = start.model_calls - 1
-            return stages, f"{start.name} start (+{extra} network call)"
         update = registry.multistep_update(self.method, self.solver_prediction, order)
         ratios = [(lams[i - j + 1] - lams[i - j]) / h for j in range(1, order)]
         (stage,) = update.stages

@@ -4,8 +4,8 @@ Ids (used everywhere: Python, CLI, JSON, reports):
 
 - ``mrs-<ode|sde>-<order>-<data|noise>``: the MR Sampler (ODE orders 1–3, SDE orders 1–2);
 - ``mrs-ode-<p>-<data|noise>-unic``: the MR Sampler's ODE multistep of order p with the UniC-style
-  corrector (see [Corrector](../theory.md#corrector)): order p + 1 at one call per step, p = 1, 2
-  (the p of UniPC-p);
+  corrector (see [Corrector](../theory.md#corrector)): order p + 1 at one call per step, p = 1, 2,
+  3 (the p of UniPC-p; p = 3 starts with the third-order singlestep step, +2 calls);
 - ``euler-maruyama``, ``posterior``, ``euler-ode``, ``heun-ode``: the baselines.
 
 Everything here is read from the generated registries
@@ -58,17 +58,25 @@ def corrector_update(method: str, prediction: str, order: int) -> UpdateInfo | N
     return UPDATES.get(f"{method}_{prediction}_corrector_{order + 1}")
 
 
-def start_update(method: str, prediction: str, order: int) -> UpdateInfo | None:
-    """The update of the order-preserving first step of an order-``order`` multistep method.
+def start_update(
+    method: str, prediction: str, order: int, corrector: str | None = None
+) -> UpdateInfo | None:
+    """The order-preserving first step of a multistep (or corrected) run of order ``order``.
 
-    A start of local order k (global k − 1 on that one interval) keeps global order k (see
-    [Order-preserving start](../theory.md#order-preserving-start)). The first-order first
-    step has local order 2, enough for orders 1 and 2: None. Order k ≥ 3 starts with the
-    singlestep update of order k − 1, which costs extra network calls.
+    ``order`` is the multistep (predictor) order written in the id. The update's generated
+    ``start`` is read, never restated: a first step of local order K keeps global order K (see
+    [Order-preserving start](../theory.md#order-preserving-start)). None where the warm-up keeps
+    it (multistep orders 1, 2; corrected orders 2, 3); multistep order 3 starts with the
+    singlestep update of order 2 (+1 call), corrected order 4 (``mrs-ode-3-*-unic``) with the
+    singlestep update of order 3 (+2 calls).
     """
-    if order <= 2:
+    if corrector is None:
+        update = multistep_update(method, prediction, order)
+    else:
+        update = corrector_update(method, prediction, order)
+    if update is None or update.start is None:
         return None
-    return UPDATES.get(f"{method}_{prediction}_singlestep_{order - 1}")
+    return UPDATES[update.start]
 
 
 def _orders() -> dict[str, tuple[int, ...]]:
@@ -148,7 +156,7 @@ def _corrected_solver(update: UpdateInfo) -> SolverInfo:
     """The ``…-unic`` entry of a generated corrector update (its predictor one order lower)."""
     prediction, order = update.prediction, update.order
     solver_id = mrs_id(update.method, order - 1, prediction, CORRECTORS[0])
-    start = start_update(update.method, prediction, order - 1)
+    start = start_update(update.method, prediction, order - 1, CORRECTORS[0])
     return SolverInfo(
         id=solver_id,
         family="mrs",
