@@ -165,15 +165,6 @@ class _WeightFractions(NamedTuple):
         ]
 
 
-def _leading(residual: sp.Expr, degree: int) -> tuple[int, sp.Expr]:
-    poly = sp.Poly(sp.expand(residual), h)
-    for power in range(degree + 1):
-        coeff = sp.factor(poly.coeff_monomial(h**power))
-        if coeff != 0:
-            return power, coeff
-    return degree + 1, sp.Integer(0)
-
-
 def _truncated(poly, degree: int):
     """Drop the terms of a ring element whose h-degree (first generator) exceeds ``degree``."""
     return poly.ring({m: c for m, c in poly.items() if m[0] <= degree})
@@ -229,11 +220,8 @@ def _series_exp(ring, z, degree: int):
 
 def _rescaled(poly, factor):
     """poly with h → factor·h (factor a ring element): each h^k part times factor^k."""
-    ring = poly.ring
-    parts: dict[int, dict] = {}
-    for m, c in poly.items():
-        parts.setdefault(m[0], {})[m] = c
-    return sum((ring(part) * _power(factor, k) for k, part in parts.items()), ring.zero)
+    parts = _by_h_degree(poly)
+    return sum((part * _power(factor, k) for k, part in parts.items()), poly.ring.zero)
 
 
 def _inputs(stages: list[Stage]) -> dict[str, sp.Expr]:
@@ -322,11 +310,9 @@ def _leading_with_inverse(residual, degree: int, denominator) -> tuple[int, sp.E
     The h^p part Σ_k P_k g^k equals (Σ_k P_k D^{K−k}) / D^K, K its highest power of g.
     """
     ring = residual.ring
-    parts: dict[int, dict] = {}
-    for m, c in residual.items():
-        parts.setdefault(m[0], {})[m] = c
+    parts = _by_h_degree(residual)
     for power in range(degree + 1):
-        terms = parts.get(power, {})
+        terms = parts.get(power, ring.zero)
         highest = max((m[-1] for m in terms), default=0)
         numerator = ring.zero
         for m, c in terms.items():

@@ -79,6 +79,13 @@ def start_update(
     return UPDATES[update.start]
 
 
+def _start_extra_nfe(update: UpdateInfo) -> int:
+    """Extra calls of the update's generated order-preserving start (0 without one)."""
+    if update.start is None:
+        return 0
+    return UPDATES[update.start].model_calls - update.model_calls
+
+
 def _orders() -> dict[str, tuple[int, ...]]:
     orders: dict[str, set[int]] = {method: set() for method in METHODS}
     for update in UPDATES.values():
@@ -156,7 +163,6 @@ def _corrected_solver(update: UpdateInfo) -> SolverInfo:
     """The ``…-unic`` entry of a generated corrector update (its predictor one order lower)."""
     prediction, order = update.prediction, update.order
     solver_id = mrs_id(update.method, order - 1, prediction, CORRECTORS[0])
-    start = start_update(update.method, prediction, order - 1, CORRECTORS[0])
     return SolverInfo(
         id=solver_id,
         family="mrs",
@@ -166,7 +172,7 @@ def _corrected_solver(update: UpdateInfo) -> SolverInfo:
         strong_order=None,
         weak_order=None,
         nfe_per_step=update.model_calls,
-        start_extra_nfe=0 if start is None else start.model_calls - update.model_calls,
+        start_extra_nfe=_start_extra_nfe(update),
         description=(
             f"MR Sampler, ODE {prediction}-form multistep of order {order - 1} with the UniC "
             f"corrector: order {order} at one call per step (local error "
@@ -186,7 +192,6 @@ def _mrs_solvers() -> dict[str, SolverInfo]:
             continue
         method, prediction, order = update.method, update.prediction, update.order
         is_ode = method == "ode"
-        start = start_update(method, prediction, order)
         solver_id = mrs_id(method, order, prediction)
         solvers[solver_id] = SolverInfo(
             id=solver_id,
@@ -197,7 +202,7 @@ def _mrs_solvers() -> dict[str, SolverInfo]:
             strong_order=None if is_ode else 1.0,
             weak_order=None if is_ode else float(order),
             nfe_per_step=update.model_calls,
-            start_extra_nfe=0 if start is None else start.model_calls - update.model_calls,
+            start_extra_nfe=_start_extra_nfe(update),
             description=(
                 f"MR Sampler, {method.upper()} {prediction}-form multistep of order {order} "
                 f"(local error O(h^{update.local_error_power}), proved symbolically)"
