@@ -13,8 +13,10 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from functools import partial
 from types import ModuleType
 
+from mrs_numerics._errors import InputError
 from mrs_numerics.cli import benchmark, codegen, degrade, models, restore, train, tune, verify
 from mrs_numerics.cli.common import (
     EXIT_FAILED,
@@ -55,17 +57,39 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``mrs-numerics``; returns the exit status (argparse exits itself on usage errors)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     args.argv = argv
     try:
         with torch_threads(thread_count(args.threads)):
             return args.run(args)
+    except InputError as error:
+        message = error.for_command_line(partial(flag_of, parser, args))
+        sys.stderr.write(f"mrs-numerics {args.command}: error: {message}\n")
+        return EXIT_USAGE
     except EXPECTED_ERRORS as error:
         sys.stderr.write(f"mrs-numerics {args.command}: error: {error}\n")
         return EXIT_USAGE
     except FAILED_RUNS as error:
         sys.stderr.write(f"mrs-numerics {args.command}: failed: {error}\n")
         return EXIT_FAILED
+
+
+def flag_of(parser: argparse.ArgumentParser, args: argparse.Namespace, dest: str) -> str | None:
+    """The flag (longest option string) of the parameter ``dest`` in the subcommand ``args`` ran.
+
+    Library errors name the keyword argument that fixes them
+    ([`InputError`][mrs_numerics._errors.InputError]); a flag's ``dest`` is that keyword, so
+    the command line can give its own advice. None where the subcommand has no such flag.
+    """
+    while True:
+        for action in parser._actions:
+            if action.dest == dest and action.option_strings:
+                return max(action.option_strings, key=len)
+        groups = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if not groups:
+            return None
+        parser = groups[0].choices[getattr(args, groups[0].dest)]
 
 
 __all__ = ["EXIT_FAILED", "EXIT_USAGE", "SUBCOMMANDS", "build_parser", "main"]
