@@ -68,6 +68,20 @@ def check_output(path: str | os.PathLike, *, overwrite: bool = False, what: str 
     return path
 
 
+def check_output_folder(path: str | os.PathLike, *, what: str = "output folder") -> Path:
+    """Refuse, before any work, a folder output that exists as something else; returns it.
+
+    The folder need not exist (it is created when written to).
+
+    Raises:
+        InputError: If ``path`` exists and is not a folder.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise InputError(f"{what} {path} exists and is not a folder; give a folder")
+    return path
+
+
 @contextlib.contextmanager
 def atomic_path(
     path: str | os.PathLike, *, overwrite: bool = False, what: str = "output"
