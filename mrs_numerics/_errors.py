@@ -1,10 +1,10 @@
 """Errors for bad input that say what was wrong, what is allowed, and how to fix it, in the
 caller's own terms: a Python keyword argument for library users, a flag on the command line.
 
-The library raises [`InputError`][mrs_numerics._errors.InputError] with an
-[`Advice`][mrs_numerics._errors.Advice] naming the *parameter* that fixes the problem (for
+The library raises ``InputError`` with an
+``Advice`` naming the *parameter* that fixes the problem (for
 example ``overwrite=True``). ``str(error)`` gives the Python advice; the command line asks
-[`InputError.for_command_line`][mrs_numerics._errors.InputError.for_command_line] with a
+``InputError.for_command_line`` with a
 lookup from parameter to flag (its parser's ``dest`` → option string), so that no message is
 rewritten by matching its text and no command-line user is told to pass a Python argument.
 """

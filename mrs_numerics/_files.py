@@ -9,8 +9,8 @@ weights, manifests):
   the target only once it is complete. A run killed mid-write (Ctrl-C, a signal, a full disk)
   leaves no partial file under the final name; the temporary file is removed on any exception.
 - **No silent replacement.** Without ``overwrite=True`` an existing target is refused with
-  [`OutputExistsError`][mrs_numerics._files.OutputExistsError], both before the work (call
-  [`check_output`][mrs_numerics._files.check_output] first, so that a long computation is not
+  ``OutputExistsError``, both before the work (call
+  ``check_output`` first, so that a long computation is not
   lost to a bad path) and again at the rename, which uses a hard link where the file system
   has them so that a file created in between is not replaced either.
 """

@@ -3,8 +3,8 @@
 Python turns Ctrl-C (SIGINT) into ``KeyboardInterrupt``, but a SIGTERM (``kill``, a batch
 scheduler's time limit, ``timeout``) ends the process at once, with no ``finally`` block run:
 a temporary file stays, a manifest is not brought up to date, nothing is said.
-[`signals_interrupt`][mrs_numerics._interrupts.signals_interrupt] makes both signals raise
-[`Interrupted`][mrs_numerics._interrupts.Interrupted] (a ``KeyboardInterrupt``), so that every
+``signals_interrupt`` makes both signals raise
+``Interrupted`` (a ``KeyboardInterrupt``), so that every
 cleanup runs and a long-running loop can say what it had written. The command line exits with
 ``128 + the signal's number`` (130 for Ctrl-C, 143 for SIGTERM), the shells' convention.
 """
@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from mrs_numerics._errors import Advice
 
 HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-"""The signals turned into [`Interrupted`][mrs_numerics._interrupts.Interrupted]."""
+"""The signals turned into ``Interrupted``."""
 
 
 class Interrupted(KeyboardInterrupt):
@@ -71,7 +71,7 @@ class Interrupted(KeyboardInterrupt):
 
 
 def as_interrupted(error: KeyboardInterrupt) -> Interrupted:
-    """``error`` as an [`Interrupted`][mrs_numerics._interrupts.Interrupted] (a plain
+    """``error`` as an ``Interrupted`` (a plain
     ``KeyboardInterrupt`` is Ctrl-C)."""
     return error if isinstance(error, Interrupted) else Interrupted()
 

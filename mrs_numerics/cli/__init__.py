@@ -101,7 +101,7 @@ def flag_of(parser: argparse.ArgumentParser, args: argparse.Namespace, dest: str
     """The flag (longest option string) of the parameter ``dest`` in the subcommand ``args`` ran.
 
     Library errors name the keyword argument that fixes them
-    ([`InputError`][mrs_numerics._errors.InputError]); a flag's ``dest`` is that keyword, so
+    (``mrs_numerics._errors.InputError``); a flag's ``dest`` is that keyword, so
     the command line can give its own advice. None where the subcommand has no such flag.
     """
     while True:
@@ -114,4 +114,12 @@ def flag_of(parser: argparse.ArgumentParser, args: argparse.Namespace, dest: str
         parser = groups[0].choices[getattr(args, groups[0].dest)]
 
 
-__all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_USAGE", "SUBCOMMANDS", "build_parser", "main"]
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_INTERRUPTED",
+    "EXIT_USAGE",
+    "SUBCOMMANDS",
+    "build_parser",
+    "flag_of",
+    "main",
+]

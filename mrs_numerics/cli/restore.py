@@ -220,7 +220,8 @@ def run(args: argparse.Namespace) -> int:
             if group.main:  # the other processes' images, for the manifest
                 for outcome in (outcome for others in gathered[1:] for outcome in others):
                     record.record(outcome)
-        counts = group.gather((len(record.failed), any(o.tiles > 1 for o in mine)))
+        failed = sum(1 for outcome in mine if outcome.failure)
+        counts = group.gather((failed, any(outcome.tiles > 1 for outcome in mine)))
     failures = sum(count for count, _ in counts)
     tiled = any(flag for _, flag in counts)
     if group.main:

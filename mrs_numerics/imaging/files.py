@@ -114,7 +114,7 @@ def write_image(path: str | Path, image: torch.Tensor, *, overwrite: bool = Fals
     """Write a ``[3, H, W]`` image as 8-bit PNG or JPEG (by suffix; clamped to [0, 1]).
 
     Written atomically: to a temporary name beside ``path``, renamed once complete (see
-    [`atomic_path`][mrs_numerics._files.atomic_path]), so that a run killed mid-write leaves no
+    ``mrs_numerics._files.atomic_path``), so that a run killed mid-write leaves no
     partial image under ``path``.
 
     Raises:

@@ -23,7 +23,7 @@ are restored with it:
 - **Record and interruption** ([`FolderRun`][mrs_numerics.restoration.folders.FolderRun]).
   A folder run keeps its manifest ([`manifest`][mrs_numerics.restoration.manifest]) true after
   every image, and Ctrl-C or SIGTERM ends it with one line saying what was written and what
-  was not ([`Interrupted`][mrs_numerics._interrupts.Interrupted]).
+  was not (``mrs_numerics._interrupts.Interrupted``).
 """
 
 from __future__ import annotations
@@ -342,7 +342,7 @@ class FolderRun:
     [`record`][mrs_numerics.restoration.folders.FolderRun.record] with each outcome. On entry
     the manifest (if any) gets an entry per image (``pending``, or ``skipped`` with its
     reason); each outcome updates it. Ctrl-C or SIGTERM anywhere in the body leaves as
-    [`Interrupted`][mrs_numerics._interrupts.Interrupted] whose message says what was written
+    ``mrs_numerics._interrupts.Interrupted`` whose message says what was written
     and what was not, advising ``skip_existing`` to resume.
 
     Args:

@@ -108,7 +108,7 @@ def write_user_schedule(
 ) -> list[Path]:
     """Write a user schedule's ``{relative path: source}`` under ``root``; returns the paths.
 
-    Each file is written atomically (see [`atomic_path`][mrs_numerics._files.atomic_path]);
+    Each file is written atomically (see ``mrs_numerics._files.atomic_path``);
     every target is checked before the first is written, so that a refused schedule leaves
     neither backend half-replaced.
 
