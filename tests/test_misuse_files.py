@@ -254,6 +254,16 @@ def test_skip_existing_keeps_existing_outputs_and_says_so(network, tmp_path, cap
     assert entry["status"] == "skipped" and entry["reason"] == folders.KEPT_UNKNOWN
 
 
+def test_library_callers_get_keyword_advice_for_an_existing_output(tmp_path):
+    (tmp_path / "b.png").write_bytes(b"precious")
+    jobs = [folders.ImageJob(tmp_path / "a.png", tmp_path / "b.png", "a.png", 0)]
+    with pytest.raises(InputError) as refused:
+        folders.plan_outputs(jobs)
+    message = str(refused.value)
+    assert "pass skip_existing=True to keep them" in message
+    assert "or pass overwrite=True to replace them" in message and "--" not in message
+
+
 def test_overwrite_and_skip_existing_together_are_refused(tmp_path):
     jobs = [folders.ImageJob(tmp_path / "a.png", tmp_path / "b.png", "a.png", 0)]
     with pytest.raises(InputError, match="contradict each other"):
@@ -460,11 +470,13 @@ def test_ctrl_c_during_a_write_ends_with_one_line_and_a_true_manifest(
     assert statuses == {"a.png": "written", "b.png": "pending", "c.png": "pending"}
 
 
-def test_exit_statuses_are_0_all_done_1_some_failed_2_bad_input(network, tmp_path, capsys):
+def test_a_rerun_exits_2_when_refused_and_0_when_everything_is_skipped(network, tmp_path, capsys):
     source = _images(tmp_path / "in", ("a.png",))
     assert _restore(source, tmp_path / "out") == 0
     assert _restore(source, tmp_path / "out") == 2
+    calls = network.calls
     assert _restore(source, tmp_path / "out", "--skip-existing") == 0  # nothing left: done
+    assert network.calls == calls and "restored 0 of 0 image(s)" in capsys.readouterr().out
     assert Interrupted().exit_status == 130
     assert Interrupted(signal_number=signal.SIGTERM).exit_status == 143
 
