@@ -395,6 +395,7 @@ class FolderRun:
         (self.failed if outcome.failure else self.written).append(job)
         if self.manifest is None:
             return
+        values: dict[str, object]
         if outcome.failure:
             values = {"status": "failed", "reason": outcome.failure}
         else:
