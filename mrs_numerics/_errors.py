@@ -1,10 +1,10 @@
 """Errors for bad input that say what was wrong, what is allowed, and how to fix it, in the
 caller's own terms: a Python keyword argument for library users, a flag on the command line.
 
-The library raises [`InputError`][mrs_numerics._errors.InputError] with an
-[`Advice`][mrs_numerics._errors.Advice] naming the *parameter* that fixes the problem (for
+The library raises ``InputError`` with an
+``Advice`` naming the *parameter* that fixes the problem (for
 example ``overwrite=True``). ``str(error)`` gives the Python advice; the command line asks
-[`InputError.for_command_line`][mrs_numerics._errors.InputError.for_command_line] with a
+``InputError.for_command_line`` with a
 lookup from parameter to flag (its parser's ``dest`` → option string), so that no message is
 rewritten by matching its text and no command-line user is told to pass a Python argument.
 """
@@ -50,17 +50,23 @@ class InputError(ValueError):
     Args:
         message: What was wrong and what is allowed.
         advice: The parameter that fixes it, if any.
+        alternatives: Other fixes, offered after ``advice`` ("…, or pass …").
     """
 
-    def __init__(self, message: str, *, advice: Advice | None = None):
+    def __init__(
+        self, message: str, *, advice: Advice | None = None, alternatives: tuple[Advice, ...] = ()
+    ):
         super().__init__(message)
         self.message = message
         self.advice = advice
+        self.alternatives = tuple(alternatives)
+
+    def _advices(self) -> tuple[Advice, ...]:
+        return (() if self.advice is None else (self.advice,)) + self.alternatives
 
     def __str__(self) -> str:
-        if self.advice is None:
-            return self.message
-        return f"{self.message}; {self.advice.for_python()}"
+        sentences = [advice.for_python() for advice in self._advices()]
+        return "; ".join([self.message, ", or ".join(sentences)]) if sentences else self.message
 
     def for_command_line(self, flag_of: Callable[[str], str | None]) -> str:
         """The message with command-line advice.
@@ -69,9 +75,9 @@ class InputError(ValueError):
             flag_of: The flag of a parameter (e.g. ``"overwrite"`` → ``"--overwrite"``), or
                 None where the command has no such flag (then no advice is given).
         """
-        if self.advice is None:
-            return self.message
-        flag = flag_of(self.advice.parameter)
-        if flag is None:
-            return self.message
-        return f"{self.message}; {self.advice.for_command_line(flag)}"
+        sentences = []
+        for advice in self._advices():
+            flag = flag_of(advice.parameter)
+            if flag is not None:
+                sentences.append(advice.for_command_line(flag))
+        return "; ".join([self.message, ", or ".join(sentences)]) if sentences else self.message

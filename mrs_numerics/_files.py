@@ -9,8 +9,8 @@ weights, manifests):
   the target only once it is complete. A run killed mid-write (Ctrl-C, a signal, a full disk)
   leaves no partial file under the final name; the temporary file is removed on any exception.
 - **No silent replacement.** Without ``overwrite=True`` an existing target is refused with
-  [`OutputExistsError`][mrs_numerics._files.OutputExistsError], both before the work (call
-  [`check_output`][mrs_numerics._files.check_output] first, so that a long computation is not
+  ``OutputExistsError``, both before the work (call
+  ``check_output`` first, so that a long computation is not
   lost to a bad path) and again at the rename, which uses a hard link where the file system
   has them so that a file created in between is not replaced either.
 """
@@ -65,6 +65,20 @@ def check_output(path: str | os.PathLike, *, overwrite: bool = False, what: str 
         raise InputError(f"the folder of {what} {path} ({parent}) {why}; create it first")
     if path.exists() and not overwrite:
         raise _exists_error(path, what)
+    return path
+
+
+def check_output_folder(path: str | os.PathLike, *, what: str = "output folder") -> Path:
+    """Refuse, before any work, a folder output that exists as something else; returns it.
+
+    The folder need not exist (it is created when written to).
+
+    Raises:
+        InputError: If ``path`` exists and is not a folder.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise InputError(f"{what} {path} exists and is not a folder; give a folder")
     return path
 
 

@@ -82,6 +82,7 @@ PUBLIC_MODULES = (
     "mrs_numerics.restoration.tiling",
     "mrs_numerics.restoration.paths",
     "mrs_numerics.restoration.folders",
+    "mrs_numerics.restoration.manifest",
     "mrs_numerics.restoration.checkpoint",
     "mrs_numerics.restoration.processes",
     "mrs_numerics.restoration.quality",
@@ -122,9 +123,13 @@ NOT_PUBLIC_MODULES = (
     "mrs_numerics._moved",
     "mrs_numerics._warn",
     "mrs_numerics._checks",
+    "mrs_numerics._errors",
+    "mrs_numerics._files",
+    "mrs_numerics._interrupts",
 )
 """Runtime modules without a reference page (the architecture page shows ``_moved.MOVED``;
-``_warn`` and ``_checks`` are private helpers of every layer)."""
+``_warn``, ``_checks``, ``_errors``, ``_files`` and ``_interrupts`` are private helpers of every
+layer)."""
 
 ENTRY_POINTS = (
     "mrs_numerics.schedules.get",

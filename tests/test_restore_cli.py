@@ -338,6 +338,7 @@ def test_restore_in_tiles_end_to_end(shipped, photo_folder, tmp_path, capsys):
     assert "network calls each (per tile)" in stdout
     tiled = read_image(out)
     assert tiled.shape == (3, 21, 30)
+    argv.append("--overwrite")
     assert main([*argv, "--tile", "none"]) == 0
     assert "tiles)" not in capsys.readouterr().out
     assert not torch.equal(read_image(out), tiled)
@@ -355,6 +356,7 @@ def test_restore_progress_bars_follow_the_terminal_and_quiet(
     assert main(argv) == 0
     captured = capsys.readouterr()
     assert captured.err == ""  # stderr is not a terminal: no bars
+    argv.append("--overwrite")
     assert "a.png -> " in captured.out
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
     assert main(argv) == 0

@@ -2,10 +2,22 @@
 
 Each subcommand module has ``register(subparsers)`` (its arguments) and ``run(args)`` (calling
 the library); [`SUBCOMMANDS`][mrs_numerics.cli.SUBCOMMANDS] lists them in ``--help`` order.
-Expected failures (bad input, missing files) print one line on stderr and exit with status 2,
-without a traceback; a run that fails on valid input (NaN/Inf model output, a diverged sampler)
-prints one line and exits with status 1. Every subcommand takes ``--threads N``: torch's CPU
-threads for the run, [`DEFAULT_THREADS`][mrs_numerics.cli.common.DEFAULT_THREADS] when not given.
+Every subcommand takes ``--threads N``: torch's CPU threads for the run,
+[`DEFAULT_THREADS`][mrs_numerics.cli.common.DEFAULT_THREADS] when not given.
+
+Exit statuses (each failure is one line on stderr, never a traceback):
+
+- **0**: everything asked was done (for a folder run: every image written, or skipped by
+  ``--skip-existing``).
+- **1** ([`EXIT_FAILED`][mrs_numerics.cli.common.EXIT_FAILED]): a run failed on valid input
+  (NaN/Inf model output, a diverged sampler, ``verify`` measuring a failed order); for a folder
+  run, some images failed (one ``failed:`` line each) and the others were written.
+- **2** ([`EXIT_USAGE`][mrs_numerics.cli.common.EXIT_USAGE]): bad input (a bad option, a
+  missing or unreadable file, an output that exists without ``--overwrite``); refused before
+  the long work, so nothing was written.
+- **130** ([`EXIT_INTERRUPTED`][mrs_numerics.cli.common.EXIT_INTERRUPTED]): stopped by Ctrl-C;
+  128 + the signal's number for a signal (SIGTERM: 143). The line says what was written and
+  what was not; no partial file is left under an output's name.
 """
 
 from __future__ import annotations
@@ -17,9 +29,11 @@ from functools import partial
 from types import ModuleType
 
 from mrs_numerics._errors import InputError
+from mrs_numerics._interrupts import as_interrupted, signals_interrupt
 from mrs_numerics.cli import benchmark, codegen, degrade, models, restore, train, tune, verify
 from mrs_numerics.cli.common import (
     EXIT_FAILED,
+    EXIT_INTERRUPTED,
     EXIT_USAGE,
     EXPECTED_ERRORS,
     FAILED_RUNS,
@@ -61,8 +75,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.argv = argv
     try:
-        with torch_threads(thread_count(args.threads)):
+        with signals_interrupt(), torch_threads(thread_count(args.threads)):
             return args.run(args)
+    except KeyboardInterrupt as error:
+        stopped = as_interrupted(error)
+        said = stopped.for_command_line(partial(flag_of, parser, args))
+        detail = f": {said}" if said else ""
+        sys.stderr.write(
+            f"mrs-numerics {args.command}: interrupted ({stopped.signal_name}){detail}\n"
+        )
+        return stopped.exit_status
     except InputError as error:
         message = error.for_command_line(partial(flag_of, parser, args))
         sys.stderr.write(f"mrs-numerics {args.command}: error: {message}\n")
@@ -79,7 +101,7 @@ def flag_of(parser: argparse.ArgumentParser, args: argparse.Namespace, dest: str
     """The flag (longest option string) of the parameter ``dest`` in the subcommand ``args`` ran.
 
     Library errors name the keyword argument that fixes them
-    ([`InputError`][mrs_numerics._errors.InputError]); a flag's ``dest`` is that keyword, so
+    (``mrs_numerics._errors.InputError``); a flag's ``dest`` is that keyword, so
     the command line can give its own advice. None where the subcommand has no such flag.
     """
     while True:
@@ -92,4 +114,12 @@ def flag_of(parser: argparse.ArgumentParser, args: argparse.Namespace, dest: str
         parser = groups[0].choices[getattr(args, groups[0].dest)]
 
 
-__all__ = ["EXIT_FAILED", "EXIT_USAGE", "SUBCOMMANDS", "build_parser", "main"]
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_INTERRUPTED",
+    "EXIT_USAGE",
+    "SUBCOMMANDS",
+    "build_parser",
+    "flag_of",
+    "main",
+]

@@ -6,7 +6,14 @@ import argparse
 import json
 from pathlib import Path
 
-from mrs_numerics.cli.common import add_grid_option, list_option, say, task_help
+from mrs_numerics._files import check_output, check_output_folder, write_text
+from mrs_numerics.cli.common import (
+    add_grid_option,
+    add_output_options,
+    list_option,
+    say,
+    task_help,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -62,6 +69,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     quality.add_argument("--out", metavar="DIR", default="quality-report", help="output folder")
     quality.add_argument("--json", metavar="PATH", help="also write the results JSON here")
+    add_output_options(
+        quality,
+        help_text="replace an existing --json file (default: refuse, before the run); the"
+        " report folder's own files are always replaced",
+    )
     quality.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     quality.add_argument("--no-progress", action="store_true", help="no progress bar")
     quality.set_defaults(run=run)
@@ -81,6 +93,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.task is not None:
         task(args.task)
+    check_output_folder(args.out, what="report folder")
+    if args.json:
+        check_output(args.json, overwrite=args.overwrite, what="JSON file")
     base = QualityOptions.quick() if args.quick else QualityOptions()
     options = with_overrides(
         base,
@@ -106,7 +121,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     written = write_report(result, Path(args.out))
     if args.json:
-        Path(args.json).write_text(json.dumps(result.as_json(), indent=2) + "\n")
+        document = json.dumps(result.as_json(), indent=2) + "\n"
+        write_text(args.json, document, overwrite=args.overwrite, what="JSON file")
         written.append(Path(args.json))
     say(markdown_table(result))
     say(f"took {result.metadata['wall_seconds']:.0f} s; wrote " + ", ".join(map(str, written)))

@@ -8,8 +8,13 @@ import warnings
 from pathlib import Path
 
 import mrs_numerics
-from mrs_numerics.cli.common import say
-from mrs_numerics.schedules.user import SCHEDULE_DIR_VARIABLE, user_schedule_dir
+from mrs_numerics.cli.common import add_output_options, say
+from mrs_numerics.schedules.user import (
+    SCHEDULE_DIR_VARIABLE,
+    check_user_schedule_free,
+    user_schedule_dir,
+    write_user_schedule,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -31,13 +36,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--out", metavar="DIR", help=f"output folder (default: {SCHEDULE_DIR_VARIABLE} or cache)"
     )
+    add_output_options(parser)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Generate a user schedule, or regenerate the package's kernels."""
     if args.theta is None:
-        given = [flag for flag, value in _user_flags(args) if value is not None]
+        given = [
+            flag for flag, value in _user_flags(args) if value is not None and value is not False
+        ]
         if given:
             raise ValueError(f"{', '.join(given)} only apply together with --theta")
         # imported here: the SymPy derivations take seconds to import, and only codegen needs them
@@ -46,8 +54,11 @@ def run(args: argparse.Namespace) -> int:
         return int(codegen.main([]) or 0)
     if args.name is None:
         raise ValueError("--theta needs --name NAME")
+    out = Path(args.out).expanduser() if args.out else user_schedule_dir()
+    _refuse_package_folder(out)
+    if args.name.isidentifier():
+        check_user_schedule_free(out, args.name, args.overwrite)
     # imported here: the SymPy derivations take seconds to import, and only codegen needs them
-    from derivations.emit import write_modules
     from derivations.schedule_codegen import derive_user_schedule, user_schedule_files
 
     t_max = 1.0 if args.t_max is None else args.t_max
@@ -56,15 +67,18 @@ def run(args: argparse.Namespace) -> int:
         derived = derive_user_schedule(args.theta, args.name, t_max)
     for warning in caught:
         sys.stderr.write(f"mrs-numerics codegen: warning: {warning.message}\n")
-    out = Path(args.out).expanduser() if args.out else user_schedule_dir()
-    _refuse_package_folder(out)
-    written = write_modules(out, user_schedule_files(derived))
+    written = write_user_schedule(out, user_schedule_files(derived), args.overwrite)
     _report_user_schedule(derived, written, out)
     return 0
 
 
 def _user_flags(args: argparse.Namespace) -> list[tuple[str, object]]:
-    return [("--name", args.name), ("--t-max", args.t_max), ("--out", args.out)]
+    return [
+        ("--name", args.name),
+        ("--t-max", args.t_max),
+        ("--out", args.out),
+        ("--overwrite", args.overwrite),
+    ]
 
 
 def _refuse_package_folder(out: Path) -> None:

@@ -12,7 +12,12 @@ EXIT_USAGE = 2
 
 EXIT_FAILED = 1
 """Exit status for a run that failed on valid input: the model returned NaN/Inf or the sampler
-diverged (``NonFiniteError`` and ``DivergenceError`` of ``mrs_numerics.solvers.engine``)."""
+diverged (``NonFiniteError`` and ``DivergenceError`` of ``mrs_numerics.solvers.engine``); for a
+folder run, some image failed (the others were written)."""
+
+EXIT_INTERRUPTED = 130
+"""Exit status for a run stopped by Ctrl-C: 128 + SIGINT. A signal gives 128 + its number
+(SIGTERM: 143), see ``mrs_numerics._interrupts.Interrupted.exit_status``."""
 
 EXPECTED_ERRORS = (ValueError, TypeError, LookupError, OSError, ImportError)
 """Failures reported as one line on stderr with status EXIT_USAGE, without a traceback."""
@@ -109,6 +114,24 @@ GRID_CHOICES = ("tuned", "lambda", "time", "karras")
 def add_grid_option(parser, help_text: str) -> None:
     """Add ``--grid tuned|lambda|time|karras`` to ``parser``."""
     parser.add_argument("--grid", choices=GRID_CHOICES, help=help_text)
+
+
+def add_output_options(
+    parser: argparse.ArgumentParser,
+    folder: bool = False,
+    help_text: str = "replace outputs that exist (default: refuse, before any work)",
+) -> None:
+    """Add ``--overwrite`` (dest ``overwrite``, the library keyword) and, for commands that
+    write many files, ``--skip-existing`` (dest ``skip_existing``)."""
+    choice = parser.add_mutually_exclusive_group()
+    choice.add_argument("--overwrite", action="store_true", help=help_text)
+    if folder:
+        choice.add_argument(
+            "--skip-existing",
+            dest="skip_existing",
+            action="store_true",
+            help="keep outputs that exist and do the rest (a resume); says what it skipped",
+        )
 
 
 def say(text: str = "") -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mrs_numerics.cli.common import say, task_help
+from mrs_numerics.cli.common import add_output_options, say, task_help
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -18,12 +18,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             " (OUT: a file, or an existing folder) or a folder (OUT: a folder, created if"
             " needed; outputs are PNG). Image i (sorted by name) uses seed + i. Outputs are"
             " 8-bit files, so the unclipped denoise noise is clipped to [0, 1] on writing."
+            " Every input and output is checked first: an existing output is refused unless"
+            " --overwrite or --skip-existing; images are written to a temporary name and"
+            " renamed. Exit status: 0 done, 2 bad input (nothing written), 130 interrupted by"
+            " Ctrl-C (143 by SIGTERM), with a line saying what was written."
         ),
     )
     parser.add_argument("input", metavar="IN", help="an image file or a folder of images")
     parser.add_argument("-o", "--out", required=True, metavar="OUT", help="output file or folder")
     parser.add_argument("--task", required=True, help=task_help())
     parser.add_argument("--seed", type=int, default=0, help="seed of the first image (default 0)")
+    add_output_options(parser, folder=True)
     parser.set_defaults(run=run)
 
 
@@ -34,13 +39,28 @@ def run(args: argparse.Namespace) -> int:
 
     from mrs_numerics.imaging.degradations import degrade, task
     from mrs_numerics.imaging.files import read_image, write_image
-    from mrs_numerics.restoration.paths import image_pairs
+    from mrs_numerics.restoration import folders
+    from mrs_numerics.restoration.paths import create_output_folders, image_pairs
 
     task(args.task)
-    pairs = image_pairs(Path(args.input), Path(args.out))
-    for index, (source, target) in enumerate(pairs):
-        generator = torch.Generator().manual_seed(args.seed + index)
-        write_image(target, degrade(args.task, read_image(source), generator))
-        say(f"{source} -> {target}")
-    say(f"degraded {len(pairs)} image(s) for task {args.task!r}")
+    source = Path(args.input)
+    pairs = image_pairs(source, Path(args.out))
+    jobs = [
+        folders.ImageJob(path, target, path.name, args.seed + index)
+        for index, (path, target) in enumerate(pairs)
+    ]
+    plan = folders.plan_outputs(jobs, None, args.overwrite, args.skip_existing)
+    folders.check_inputs(jobs)
+    create_output_folders(pairs)
+    with folders.FolderRun(plan, verb="degraded") as record:
+        if record.skipped_line():
+            say(record.skipped_line())
+        for job in plan.run:
+            generator = torch.Generator().manual_seed(job.seed)
+            image = degrade(args.task, read_image(job.source), generator)
+            write_image(job.target, image, overwrite=args.overwrite)
+            record.record(folders.Outcome(job))
+            say(f"{job.source} -> {job.target}")
+    skipped = f"; {len(plan.skipped)} skipped (they exist)" if plan.skipped else ""
+    say(f"degraded {len(plan.run)} image(s) for task {args.task!r}{skipped}")
     return 0

@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from mrs_numerics.cli.common import EXIT_FAILED, add_grid_option, say, task_help
+from mrs_numerics.cli.common import (
+    EXIT_FAILED,
+    add_grid_option,
+    add_output_options,
+    say,
+    task_help,
+)
+
+MANIFEST_NAME = "mrs-numerics-manifest.json"
+"""``restoration.manifest.MANIFEST_NAME``, restated so that building the parser loads no torch."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,6 +39,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             " Large images can be restored in overlapping tiles (--tile, --max-memory), each"
             " tile a whole run with the crop of the image's own noise. Progress bars (images,"
             " tiles, steps, with an ETA) go to stderr when it is a terminal."
+            " Before the network loads, every option, every input's header and every output"
+            " is checked: an existing output is refused unless --overwrite (replace) or"
+            " --skip-existing (keep it and restore the rest: a resume); two inputs with one"
+            " output name are refused. Images are written to a temporary name and renamed. A"
+            " folder run records each image (input, output, seed, status) and the run's"
+            f" settings in OUT/{MANIFEST_NAME}, which a resume reads. Exit status: 0 all"
+            " written (or skipped), 1 some image failed, 2 bad input (nothing restored),"
+            " 130 interrupted by Ctrl-C (143 by SIGTERM), with a line saying what was written."
         ),
     )
     parser.add_argument("input", metavar="IN", help="an image file or a folder of images")
@@ -68,20 +86,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--tile",
         metavar="N",
-        help="restore in overlapping tiles of N×N pixels (rounded down to the network's"
-        " multiple); 0 or none: no tiling (default, unless --max-memory asks for tiles)",
+        help="restore in overlapping tiles of N×N pixels (rounded down to a multiple of the"
+        " network's size multiple, and up to one multiple if smaller); 0 or none: no tiling"
+        " (default, unless --max-memory asks for tiles)",
     )
     parser.add_argument(
         "--tile-overlap",
         metavar="N",
         type=int,
-        help="pixels neighbouring tiles share (default: a quarter of the tile)",
+        help="pixels neighbouring tiles share at least (rounded up to the network's size"
+        " multiple; default: a quarter of the tile)",
     )
     parser.add_argument(
         "--max-memory",
         metavar="SIZE",
-        help="memory budget of one image's run, e.g. 4GB, 512MB or 2GiB; without --tile the"
-        " largest tile whose estimated peak fits is used (none if the whole image fits)",
+        help="memory budget of one run, i.e. of a batch of --batch-size images (per process"
+        " under torchrun), e.g. 4GB, 512MB or 2GiB, against the package's estimate of the"
+        " peak (not a measured limit); without --tile the largest tile whose estimate fits is"
+        " used (none if the whole batch fits); with --tile it only warns when a tile exceeds"
+        " it",
     )
     checkpoint = parser.add_argument_group(
         "an IR-SDE or DA-CLIP checkpoint (instead of --task/--model)",
@@ -115,6 +138,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="DA-CLIP: the image embedding, a tensor [512] saved with torch.save, or a folder"
         " with one per image",
     )
+    add_output_options(parser, folder=True)
     parser.add_argument(
         "--allow-divergence",
         action="store_true",
@@ -128,11 +152,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Restore every image with its own seed; under torchrun, this process's share of them."""
+    """Restore every image with its own seed; under torchrun, this process's share of them.
+
+    Every argument, input header and output path is checked before the network loads, and the
+    outputs against the folder's manifest before the first network call.
+    """
     # imported here: the networks, imaging and samplers load only when a subcommand runs
     from mrs_numerics.imaging.degradations import task
-    from mrs_numerics.restoration.folders import image_jobs, restore_jobs
-    from mrs_numerics.restoration.paths import image_pairs
+    from mrs_numerics.restoration import folders
+    from mrs_numerics.restoration.paths import create_output_folders, image_pairs
     from mrs_numerics.restoration.processes import processes
     from mrs_numerics.restoration.restore import check_request, choose_sampling, resolve_device
     from mrs_numerics.restoration.tiling import parse_memory
@@ -152,44 +180,112 @@ def run(args: argparse.Namespace) -> int:
     }
     source = Path(args.input)
     pairs = image_pairs(source, Path(args.out))
+    out = Path(args.out) if source.is_dir() else None
+    every_job = folders.image_jobs(pairs, source, args.seed)
+    previous = None if out is None or args.overwrite else _previous_manifest(out)
+    folders.plan_outputs(every_job, out, args.overwrite, args.skip_existing, previous)
+    folders.check_inputs(every_job)
     network = chosen_network(args)
     chosen = choose_sampling(
         network.schedule, network.prediction, args.nfe, args.sampler, args.grid, network.tuned
     )
-    with processes(resolve_device(args.device)) as group:
+    check_contexts(network, every_job)
+    settings = manifest_settings(args, network, chosen, tiling)
+    plan = folders.plan_outputs(
+        every_job, out, args.overwrite, args.skip_existing, previous, settings
+    )
+    device = resolve_device(args.device)
+    with processes(device) as group:
         args.device = group.device
         progress = not args.quiet and sys.stderr.isatty() and group.main
-        every_job = image_jobs(pairs, source, args.seed)
-        check_contexts(network, every_job)
-        jobs = group.shard(every_job)
+        create_output_folders(pairs)
+        jobs = group.shard(plan.run)
+        manifest = None
+        if out is not None and group.main:
+            manifest = _new_manifest(args, out, settings, previous, group.world)
+        share = folders.OutputPlan(jobs, plan.skipped if group.main else [])
         run_batch = partial(restore_batch, args, network, tiling, progress)
-        tiled, failed = False, 0
-        for outcome in restore_jobs(jobs, run_batch, args.batch_size, progress):
-            if outcome.failure:
-                failed += 1
-                _line(f"mrs-numerics restore: failed: {_failure(outcome)}", progress, True)
-                continue
-            if outcome.warning:
-                warning = f"{outcome.job.source}: {outcome.warning}"
-                _line(f"mrs-numerics restore: warning: {warning}", progress, True)
-            tiled |= outcome.tiles > 1
-            where = f" ({outcome.tiles} tiles)" if outcome.tiles > 1 else ""
-            _line(f"{outcome.job.source} -> {outcome.job.target}{where}", progress)
-        gathered = group.gather((failed, tiled))
-    failures = sum(count for count, _ in gathered)
-    tiled = any(flag for _, flag in gathered)
+        with folders.FolderRun(share, out, manifest) as record:
+            if group.main and record.skipped_line():
+                _line(f"mrs-numerics restore: {record.skipped_line()}", progress, True)
+            mine = []
+            outcomes = folders.restore_jobs(
+                jobs, run_batch, args.batch_size, progress, args.overwrite
+            )
+            for outcome in outcomes:
+                record.record(outcome)
+                mine.append(outcome)
+                _outcome_line(outcome, progress)
+            gathered = group.gather([] if group.main else mine)
+            if group.main:  # the other processes' images, for the manifest
+                for outcome in (outcome for others in gathered[1:] for outcome in others):
+                    record.record(outcome)
+        failed = sum(1 for outcome in mine if outcome.failure)
+        counts = group.gather((failed, any(outcome.tiles > 1 for outcome in mine)))
+    failures = sum(count for count, _ in counts)
+    tiled = any(flag for _, flag in counts)
     if group.main:
         processes_note = f" in {group.world} processes" if group.world > 1 else ""
         failed_note = f"; {failures} failed" if failures else ""
+        skipped = len(plan.skipped)
+        skipped_note = f"; {skipped} skipped (they exist)" if skipped else ""
         say(
-            f"restored {len(pairs) - failures} of {len(pairs)} image(s){processes_note} with"
-            f" {network.name} ({network.label}, {network.prediction} prediction) and"
+            f"restored {len(plan.run) - failures} of {len(plan.run)} image(s){processes_note}"
+            f" with {network.name} ({network.label}, {network.prediction} prediction) and"
             f" {chosen.description}:"
             f" {chosen.steps} steps, {chosen.nfe} network calls each"
             + (" (per tile)" if tiled else "")
             + failed_note
+            + skipped_note
+            + (f"; manifest: {manifest.path}" if manifest is not None else "")
         )
     return EXIT_FAILED if failures else 0
+
+
+def _previous_manifest(out: Path):
+    """The manifest a previous run left in ``out``, or None."""
+    # imported here: the manifest pulls in the library only when a subcommand runs
+    from mrs_numerics.restoration.manifest import MANIFEST_NAME, Manifest
+
+    return Manifest.read(out / MANIFEST_NAME)
+
+
+def _new_manifest(args: argparse.Namespace, out: Path, settings: dict, previous, world: int):
+    """This run's manifest in ``out`` (a resume's keeps the previous entries)."""
+    # imported here: the manifest pulls in the library only when a subcommand runs
+    from mrs_numerics.restoration.manifest import MANIFEST_NAME, Manifest, run_record
+
+    command = shlex.join(["mrs-numerics", *getattr(args, "argv", [])])
+    record = run_record(command, str(args.device), args.batch_size, world)
+    return Manifest.for_run(out / MANIFEST_NAME, settings, record, previous)
+
+
+def manifest_settings(args: argparse.Namespace, network: Network, chosen, tiling: dict) -> dict:
+    """The run's settings as its manifest records them (see ``restoration.manifest``)."""
+    # imported here: the manifest pulls in the library only when a subcommand runs
+    from mrs_numerics.restoration import manifest
+
+    weights = args.checkpoint if network.checkpoint is not None else None
+    if weights is None and network.tuned:
+        weights = manifest.shipped_weights(network.tuned)
+    identity = manifest.network_identity(network.name, network.label, network.prediction, weights)
+    if network.checkpoint is not None:
+        identity["round_time"] = bool(args.round_time)
+        identity["contexts"] = {"text": args.text_context, "image": args.image_context}
+    record = manifest.tuned_grid_record(chosen, network.tuned, args.nfe)
+    return manifest.run_settings(chosen, identity, tiling, args.seed, record)
+
+
+def _outcome_line(outcome, progress: bool) -> None:
+    """The line of one finished image: its paths, a warning, or why it failed."""
+    if outcome.failure:
+        _line(f"mrs-numerics restore: failed: {_failure(outcome)}", progress, True)
+        return
+    if outcome.warning:
+        warning = f"{outcome.job.source}: {outcome.warning}"
+        _line(f"mrs-numerics restore: warning: {warning}", progress, True)
+    where = f" ({outcome.tiles} tiles)" if outcome.tiles > 1 else ""
+    _line(f"{outcome.job.source} -> {outcome.job.target}{where}", progress)
 
 
 @dataclass

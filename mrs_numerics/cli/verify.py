@@ -6,7 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
-from mrs_numerics.cli.common import say
+from mrs_numerics._files import check_output, check_output_folder, write_text
+from mrs_numerics.cli.common import add_output_options, say
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -42,6 +43,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--solver", action="append", metavar="ID", help="only these solver ids")
     parser.add_argument("--json", metavar="PATH", help="also write the results JSON here")
+    add_output_options(
+        parser,
+        help_text="replace an existing --json file (default: refuse, before the run); the"
+        " report folder's own files are always replaced",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(run=run)
 
@@ -58,6 +64,9 @@ def run(args: argparse.Namespace) -> int:
     from mrs_numerics.verification.report import results_json, table, write_report
 
     level = "quick" if args.quick else "full" if args.full else "default"
+    check_output_folder(args.out, what="report folder")
+    if args.json:
+        check_output(args.json, overwrite=args.overwrite, what="JSON file")
     known = [*builtin_problems(), REAL_PROBLEM]
     for name in args.problem or ():
         if name not in known:
@@ -85,7 +94,8 @@ def run(args: argparse.Namespace) -> int:
             "predictions reproduce the data-prediction run"
         )
     if args.json:
-        Path(args.json).write_text(json.dumps(results_json(results), indent=2))
+        document = json.dumps(results_json(results), indent=2)
+        write_text(args.json, document, overwrite=args.overwrite, what="JSON file")
         written.append(Path(args.json))
     say("wrote " + ", ".join(str(p) for p in written))
     failed = [r for r in results if not r.passed]

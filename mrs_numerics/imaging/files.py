@@ -12,6 +12,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
+from mrs_numerics._files import TEMPORARY_MARK, atomic_path
+
 LOGGER = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -84,8 +86,43 @@ def read_image(path: str | Path) -> torch.Tensor:
         raise ValueError(f"cannot read image {str(path)!r}: {error}") from None
 
 
-def write_image(path: str | Path, image: torch.Tensor) -> None:
-    """Write a ``[3, H, W]`` image as 8-bit PNG or JPEG (by suffix; clamped to [0, 1])."""
+def check_image_file(path: str | Path) -> tuple[int, int]:
+    """(height, width) of an image file, from its header; a clear error if it cannot be one.
+
+    A cheap check (the pixels are not decoded), made for every input of a folder run before the
+    first network call, so that an unreadable 3rd file is refused at the start.
+
+    Raises:
+        ValueError: Naming the path, for a missing file, a suffix other than
+            [`IMAGE_SUFFIXES`][mrs_numerics.imaging.files.IMAGE_SUFFIXES] or a file PIL cannot
+            identify (a text file, a 0-byte file).
+    """
+    path = Path(path)
+    if path.suffix.lower() not in IMAGE_SUFFIXES:
+        raise ValueError(f"cannot read image {str(path)!r}: not a {', '.join(IMAGE_SUFFIXES)} file")
+    try:
+        with Image.open(path) as opened:
+            width, height = opened.size
+    except FileNotFoundError:
+        raise ValueError(f"cannot read image {str(path)!r}: no such file") from None
+    except (OSError, ValueError) as error:  # PIL's UnidentifiedImageError is an OSError
+        raise ValueError(f"cannot read image {str(path)!r}: {error}") from None
+    return height, width
+
+
+def write_image(path: str | Path, image: torch.Tensor, *, overwrite: bool = False) -> None:
+    """Write a ``[3, H, W]`` image as 8-bit PNG or JPEG (by suffix; clamped to [0, 1]).
+
+    Written atomically: to a temporary name beside ``path``, renamed once complete (see
+    ``mrs_numerics._files.atomic_path``), so that a run killed mid-write leaves no
+    partial image under ``path``.
+
+    Raises:
+        OutputExistsError: If ``path`` exists and ``overwrite`` is false.
+        ValueError: For a suffix other than
+            [`IMAGE_SUFFIXES`][mrs_numerics.imaging.files.IMAGE_SUFFIXES] or a tensor that is
+            not ``[3, H, W]``.
+    """
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in IMAGE_SUFFIXES:
@@ -95,16 +132,28 @@ def write_image(path: str | Path, image: torch.Tensor) -> None:
     if image.ndim != 3 or image.shape[0] != 3:
         raise ValueError(f"write_image needs a [3, H, W] image, got {tuple(image.shape)}")
     picture = Image.fromarray(to_uint8(image))
-    if suffix == ".png":
-        picture.save(path)
-    else:
-        picture.save(path, quality=JPEG_WRITE_QUALITY)
+    options = (
+        {"format": "PNG"} if suffix == ".png" else {"format": "JPEG", "quality": JPEG_WRITE_QUALITY}
+    )
+    with atomic_path(path, overwrite=overwrite, what="image") as temporary:
+        picture.save(temporary, **options)
+
+
+def is_temporary(path: Path) -> bool:
+    """Whether ``path`` is a temporary file of an unfinished write (``.<name>.tmp-…``)."""
+    return path.name.startswith(".") and TEMPORARY_MARK in path.name
 
 
 def image_files(folder: str | Path, recursive: bool = False) -> list[Path]:
-    """The PNG and JPEG files inside ``folder`` (and its subfolders if ``recursive``), sorted."""
+    """The PNG and JPEG files inside ``folder`` (and its subfolders if ``recursive``), sorted.
+
+    The temporary files a killed write can leave (see
+    [`is_temporary`][mrs_numerics.imaging.files.is_temporary]) are not images of the folder.
+    """
     folder = Path(folder)
     candidates = folder.rglob("*") if recursive else folder.iterdir()
     return sorted(
-        path for path in candidates if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES
+        path
+        for path in candidates
+        if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not is_temporary(path)
     )

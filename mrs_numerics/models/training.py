@@ -33,6 +33,7 @@ import torch
 from tqdm.auto import tqdm
 
 from mrs_numerics import schedules
+from mrs_numerics._files import atomic_path, write_text
 from mrs_numerics.imaging.degradations import TASKS, degrade
 from mrs_numerics.imaging.metrics import psnr, ssim
 from mrs_numerics.imaging.photos import HELDOUT_PHOTOS, TRAIN_PHOTOS, center_crop, load_photo
@@ -198,14 +199,15 @@ def train(
                 "step": step + 1,
                 "seconds": seconds + time.perf_counter() - began,
             }
-            torch.save(state, checkpoint)
+            with atomic_path(checkpoint, overwrite=True, what="checkpoint") as temporary:
+                torch.save(state, temporary)
     facts = {
         "config": asdict(config),
         "completed": end,
         "seconds": seconds + time.perf_counter() - began,
         "device": str(device),
     }
-    (out / "facts.json").write_text(json.dumps(facts, indent=2))
+    write_text(out / "facts.json", json.dumps(facts, indent=2), overwrite=True)
     return ema.eval(), facts
 
 
@@ -245,13 +247,25 @@ def evaluate_heldout(net, config: TrainConfig, device="cpu", seed: int = 0) -> d
 
 
 def export(
-    net, config: TrainConfig, facts: dict, heldout: dict, name: str, folder: Path, command: str
+    net,
+    config: TrainConfig,
+    facts: dict,
+    heldout: dict,
+    name: str,
+    folder: Path,
+    command: str,
+    overwrite: bool = False,
 ):
-    """Write ``name.pt`` (float32 EMA weights) and its entry in ``folder/index.json``."""
+    """Write ``name.pt`` (float32 EMA weights) and its entry in ``folder/index.json``.
+
+    Both are written atomically; existing weights ``name.pt`` are replaced only with
+    ``overwrite`` (``OutputExistsError`` otherwise), the index is updated in place.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     weights = f"{name}.pt"
     state = {k: v.detach().to("cpu", torch.float32) for k, v in net.state_dict().items()}
-    torch.save(state, folder / weights)
+    with atomic_path(folder / weights, overwrite=overwrite, what="weights") as temporary:
+        torch.save(state, temporary)
     index_path = folder / "index.json"
     index = json.loads(index_path.read_text()) if index_path.exists() else {}
     index[name] = {
@@ -268,5 +282,6 @@ def export(
         "device": facts["device"],
         "heldout": heldout,
     }
-    index_path.write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
+    text = json.dumps(index, indent=2, sort_keys=True) + "\n"
+    write_text(index_path, text, overwrite=True, what="weights index")
     return folder / weights

@@ -8,7 +8,9 @@
 - [`checkpoint`][mrs_numerics.restoration.checkpoint]: a user's IR-SDE/DA-CLIP checkpoint and
   the schedule it was trained on;
 - [`folders`][mrs_numerics.restoration.folders]: many files, a seed per image name, batches of
-  one size, failures isolated; [`processes`][mrs_numerics.restoration.processes]: the work
+  one size, failures isolated, outputs checked before the run;
+  [`manifest`][mrs_numerics.restoration.manifest]: the record a folder restore leaves beside
+  its outputs, which a resume reads; [`processes`][mrs_numerics.restoration.processes]: the work
   dealt to the processes of a ``torchrun`` job, results gathered once;
 - [`quality`][mrs_numerics.restoration.quality]: the ``benchmark quality`` study (quality and
   solver fidelity against NFE).

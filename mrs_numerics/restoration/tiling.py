@@ -175,8 +175,10 @@ def choose_tile(
 
 
 def default_overlap(tile: int, multiple: int = 1) -> int:
-    """The overlap used when none is given: a quarter of the tile, on the network's multiple."""
-    return _round_up(max(tile // 4, 1), multiple)
+    """The overlap used when none is given: a quarter of the tile, rounded up to the network's
+    multiple, and at most the tile less one multiple (a tile of one multiple: no overlap), so
+    that the default always leaves a stride."""
+    return min(_round_up(max(tile // 4, 1), multiple), max(tile - multiple, 0))
 
 
 def _round_up(value: int, multiple: int) -> int:

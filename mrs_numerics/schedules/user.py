@@ -11,8 +11,12 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType
+
+from mrs_numerics._errors import Advice, InputError
+from mrs_numerics._files import check_output, write_text
 
 SCHEDULE_DIR_VARIABLE = "MRS_NUMERICS_SCHEDULE_DIR"
 """Environment variable that overrides the user schedule folder."""
@@ -73,6 +77,52 @@ def load_user_schedule(name: str, backend: str = "torch") -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def user_schedule_paths(root: str | os.PathLike, name: str) -> list[Path]:
+    """The files of user schedule ``name`` under ``root``: ``root/<backend>/NAME.py``."""
+    return [Path(root) / backend / f"{name}.py" for backend in BACKENDS]
+
+
+def check_user_schedule_free(root: str | os.PathLike, name: str, overwrite: bool = False) -> None:
+    """Refuse, before the derivation runs, to replace user schedule ``name`` under ``root``.
+
+    Raises:
+        InputError: If one of its files exists and ``overwrite`` is false (advice:
+            ``overwrite=True`` regenerates it), or a path is a folder.
+    """
+    existing = [path for path in user_schedule_paths(root, name) if path.exists()]
+    for path in existing:
+        if path.is_dir():
+            raise InputError(f"user schedule file {path} is a folder")
+    if existing and not overwrite:
+        raise InputError(
+            f"user schedule {name!r} exists ({', '.join(map(str, existing))}) and would be"
+            " replaced",
+            advice=Advice("overwrite", True, "to regenerate it"),
+        )
+
+
+def write_user_schedule(
+    root: str | os.PathLike, files: Mapping[str, str], overwrite: bool = False
+) -> list[Path]:
+    """Write a user schedule's ``{relative path: source}`` under ``root``; returns the paths.
+
+    Each file is written atomically (see ``mrs_numerics._files.atomic_path``);
+    every target is checked before the first is written, so that a refused schedule leaves
+    neither backend half-replaced.
+
+    Raises:
+        OutputExistsError: If a file exists and ``overwrite`` is false.
+    """
+    targets = {relative: Path(root) / relative for relative in sorted(files)}
+    for path in targets.values():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        check_output(path, overwrite=overwrite, what="user schedule file")
+    for relative, path in targets.items():
+        text = files[relative]
+        write_text(path, text if text.endswith("\n") else text + "\n", overwrite=overwrite)
+    return list(targets.values())
 
 
 def _checked_backend(backend: str) -> str:

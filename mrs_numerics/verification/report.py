@@ -14,6 +14,7 @@ from pathlib import Path
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
+from mrs_numerics._files import atomic_path, check_output_folder, write_text
 from mrs_numerics.verification.studies import OrderResult, log_slope_reference
 
 FAMILIES = (
@@ -72,20 +73,26 @@ def _plot(results: Sequence[OrderResult], kind: str, title: str, path: Path) -> 
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=6.5, ncol=2)
     fig.tight_layout()
-    fig.savefig(path, dpi=130)
+    with atomic_path(path, overwrite=True, what="figure") as temporary:
+        fig.savefig(temporary, dpi=130)
     return True
 
 
 def write_report(
     results: Sequence[OrderResult], out: Path, extra: dict | None = None, header: str = ""
 ) -> list[Path]:
-    """Write orders.json, report.md and the PNG plots into ``out``; return the written paths."""
+    """Write orders.json, report.md and the PNG plots into ``out``; return the written paths.
+
+    ``out`` is the report's own folder: these files in it are replaced, each atomically (a
+    report from an earlier run is not kept).
+    """
+    out = check_output_folder(out, what="report folder")
     out.mkdir(parents=True, exist_ok=True)
     written = []
     orders = out / "orders.json"
     document = results_json(results, extra)
     document["details"] = [r.as_dict() for r in results]
-    orders.write_text(json.dumps(document, indent=2))
+    write_text(orders, json.dumps(document, indent=2), overwrite=True, what="report")
     written.append(orders)
     plots = []
     for kind, title in FAMILIES:
@@ -120,6 +127,6 @@ def write_report(
         lines += ["```", ""]
     lines += [f"![{name}]({name})" for name in plots]
     report = out / "report.md"
-    report.write_text("\n".join(lines) + "\n")
+    write_text(report, "\n".join(lines) + "\n", overwrite=True, what="report")
     written.append(report)
     return written

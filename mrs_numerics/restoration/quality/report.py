@@ -10,6 +10,7 @@ from pathlib import Path
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
+from mrs_numerics._files import atomic_path, check_output_folder, write_text
 from mrs_numerics.restoration.quality.run import QualityResult, QualityRow
 
 GRID_SAMPLERS = ("mrs-ode-2-data", "mrs-sde-2-data", "posterior", "heun-ode")
@@ -135,7 +136,7 @@ def plot_quality(result: QualityResult, path) -> None:
         f"{meta['model']} ({meta['task']}): {meta['crop']}² crops, {meta['seeds']} seed(s); "
         f"ODE solid, SDE dashed; dotted: degraded input, {meta['threshold_db']:g} dB"
     )
-    fig.savefig(path, dpi=90)
+    save_figure(fig, path, 90)
 
 
 def _kind(result: QualityResult, sampler: str) -> str:
@@ -183,17 +184,27 @@ def plot_grid(result: QualityResult, path) -> bool:
                 axis.set_title(columns[j], fontsize=8)
         axes[i][0].set_ylabel(sampler, fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
+    save_figure(fig, path, 80)
     return True
 
 
+def save_figure(fig, path, dpi: int) -> None:
+    """Save a matplotlib figure atomically (a temporary PNG renamed onto ``path``, replaced)."""
+    with atomic_path(path, overwrite=True, what="figure") as temporary:
+        fig.savefig(temporary, dpi=dpi)
+
+
 def write_report(result: QualityResult, out) -> list[Path]:
-    """Write quality.md, quality.json, quality.png and (if any grid budget ran) grid.png."""
-    out = Path(out)
+    """Write quality.md, quality.json, quality.png and (if any grid budget ran) grid.png.
+
+    ``out`` is the report's own folder: these four files in it are replaced, each atomically
+    (a report from an earlier run of the benchmark is not kept).
+    """
+    out = check_output_folder(out, what="report folder")
     out.mkdir(parents=True, exist_ok=True)
     written = [out / "quality.md", out / "quality.json", out / "quality.png"]
-    written[0].write_text(markdown_table(result) + "\n")
-    written[1].write_text(json.dumps(result.as_json(), indent=2) + "\n")
+    write_text(written[0], markdown_table(result) + "\n", overwrite=True, what="report")
+    write_text(written[1], json.dumps(result.as_json(), indent=2) + "\n", overwrite=True)
     plot_quality(result, written[2])
     if plot_grid(result, out / "grid.png"):
         written.append(out / "grid.png")
