@@ -314,9 +314,10 @@ def _sampler_settings(sampler, variant, start, lower_order_final):
     overrides = {"start": start, "lower_order_final": lower_order_final}
     overrides = {key: value for key, value in overrides.items() if value is not None}
     if overrides and solver_info(solver_id).family != "mrs":
+        words = " or ".join(key.replace("_", "-") for key in overrides)
         raise InputError(
-            f"{solver_id} is a baseline sampler: {' and '.join(overrides)} are options of the"
-            " MR Sampler (mrs-* ids) only"
+            f"{solver_id} is a baseline sampler: it has no {words} option (an option of the MR"
+            " Sampler, mrs-* ids)"
         )
     options.update(overrides)
     return solver_id, options, name
