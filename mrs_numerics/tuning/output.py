@@ -91,7 +91,7 @@ def check_grid_output(
         InputError: If ``out`` does not end in ``.json``, both ``overwrite`` and ``merge`` are
             asked for, ``out`` is a folder or its folder is missing, ``out`` exists without
             ``overwrite`` or ``merge``
-            ([`OutputExistsError`][mrs_numerics._files.OutputExistsError]), or ``merge`` is
+            (``mrs_numerics._files.OutputExistsError``), or ``merge`` is
             asked for and ``out`` is not a readable grid file.
     """
     path = Path(out)

@@ -9,7 +9,7 @@ teacher's long computation would lose it; every rule that can be checked without
 checked here, and the rules that need the loaded network (the crop against the network's own
 size multiple) are checked by [`tune_grids`][mrs_numerics.tuning.shipped.tune_grids] before its
 first call. Keyword names are those of the ``tune`` command's flags, so errors that name a
-parameter to fix ([`InputError`][mrs_numerics._errors.InputError]) read as flags there.
+parameter to fix (``mrs_numerics._errors.InputError``) read as flags there.
 """
 
 from __future__ import annotations
