@@ -18,13 +18,15 @@ from mrs_numerics.imaging.files import write_image
 from mrs_numerics.models.tuned_grids import TunedGrid, read_grid_file, write_grid_file
 from mrs_numerics.restoration.checkpoint import checkpoint_network
 from mrs_numerics.solvers.factory import make_sampler
-from mrs_numerics.tuning import calibration, fit, teacher
+from mrs_numerics.tuning import calibration, fit, teacher, tune_timesteps
 from mrs_numerics.tuning.calibration import FolderImages, folder_images, split_folder
 from mrs_numerics.tuning.identity import checkpoint_identity
 from mrs_numerics.tuning.output import grid_key, save_grids
 from mrs_numerics.tuning.request import check_tuning
 from mrs_numerics.tuning.shipped import tune_grids
+from mrs_numerics.verification.oracles import GaussianData
 
+ORACLE_SCHEDULE = schedules.get("cosine")
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "irsde"
 OPTIONS = FIXTURES / "irsde-options.yml"
 DACLIP_OPTIONS = FIXTURES / "daclip-options.yml"
@@ -292,18 +294,16 @@ def test_an_image_name_a_folder_or_a_missing_folder_is_refused_as_output(
     assert "give one" in _error(capsys)
 
 
-def _grid(network: str, nfe: int = 3, solver: str = "mrs-ode-2-data", **options) -> TunedGrid:
-    times = torch.tensor([1.0, 0.5, 0.01], dtype=torch.float64)
-    return TunedGrid(
-        timesteps=times,
-        lams=times.clone(),
-        solver_id=solver,
-        options=options,
-        nfe=nfe,
-        fidelity_db=30.0,
-        model=network,
-        network={"name": network, "sha256": hashlib.sha256(network.encode()).hexdigest()},
+def _grid(network: str, nfe: int = 3, **options) -> TunedGrid:
+    """A real (tiny) tuned grid of an exact oracle, named for ``network``."""
+    problem = GaussianData.random(ORACLE_SCHEDULE, batch=2, dim=2, variance=0.1, seed=0)
+    sampler = make_sampler("mrs-ode-2-data", ORACLE_SCHEDULE, "data", **options)
+    grid = tune_timesteps(
+        sampler, problem.data, problem.mu, nfe, teacher_steps=8, max_evaluations=2
     )
+    grid.model = network
+    grid.network = {"name": network, "sha256": hashlib.sha256(network.encode()).hexdigest()}
+    return grid
 
 
 def test_merge_replaces_only_the_grid_for_the_same_network_sampler_and_nfe(tmp_path):
