@@ -92,7 +92,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--calibration",
         metavar="DIR",
         help="your own degraded PNG/JPEG images to calibrate on (needed with --checkpoint;"
-        " default for --model: its training photos, degraded by its task)",
+        " default for --model: its training photos, degraded by its task); with it, give"
+        " --heldout, --heldout-fraction or --no-heldout",
     )
     parser.add_argument(
         "--heldout", metavar="DIR", help="your own degraded images for the held-out check"
@@ -128,8 +129,10 @@ def run(args: argparse.Namespace) -> int:
     from mrs_numerics.tuning.request import check_tuning
     from mrs_numerics.tuning.shipped import tune_grids
 
+    nfe = list_option("--nfe", args.nfe, int)
+    assert nfe is not None  # --nfe is required
     request = check_tuning(
-        nfe=list_option("--nfe", args.nfe, int),
+        nfe=nfe,
         model=args.model,
         checkpoint=args.checkpoint,
         config=args.config,
@@ -166,6 +169,7 @@ def run(args: argparse.Namespace) -> int:
         log=say,
         model_for=model_for,
     )
+    assert request.out is not None  # -o is required
     written = save_grids(request.out, grids, overwrite=request.overwrite, merge=request.merge)
     note = ""
     if request.merge:

@@ -198,7 +198,9 @@ def check_tuning(
     )
 
 
-def budgets(sampler: SamplerBase, nfe: Sequence[int], teacher_steps: int):
+def budgets(
+    sampler: SamplerBase, nfe: Sequence[int], teacher_steps: int
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """(NFEs, steps): each budget and the steps of its grid, checked against ``sampler``.
 
     Every budget is a positive integer that the sampler can spend on at least one step, given
@@ -211,7 +213,9 @@ def budgets(sampler: SamplerBase, nfe: Sequence[int], teacher_steps: int):
     if isinstance(nfe, (str, bytes)) or not isinstance(nfe, Sequence) or not nfe:
         raise InputError(f"NFE must be one or more budgets of network calls, got {nfe!r}")
     info = solver_info(sampler.solver_id)
-    nfes, steps, seen = [], [], {}
+    nfes: list[int] = []
+    steps: list[int] = []
+    seen: dict[int, int] = {}
     for value in nfe:
         try:
             budget = integer(value, "NFE (a budget of network calls)", least=1)
