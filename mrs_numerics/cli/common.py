@@ -134,6 +134,48 @@ def add_output_options(
         )
 
 
+def add_checkpoint_options(parser: argparse.ArgumentParser, instead: str) -> None:
+    """Add the IR-SDE/DA-CLIP checkpoint group (``--checkpoint``, ``--arch``, ``--config``,
+    ``--round-time``, ``--text-context``, ``--image-context``) to ``parser``.
+
+    Args:
+        parser: A subcommand's parser (``restore``, ``tune``).
+        instead: The flags the checkpoint replaces, for the group's title (e.g. ``--model``).
+    """
+    checkpoint = parser.add_argument_group(
+        f"an IR-SDE or DA-CLIP checkpoint (instead of {instead})",
+        "A .pth state dict saved by the IR-SDE or DA-CLIP code and the option YAML of its run"
+        " (network_G.setting and sde are read; or a JSON of the same). The schedule is the one"
+        " the training used: IR-SDE's table with α(0) = 1, Λ = max_sigma/255 and T from the"
+        " option file; the network predicts noise.",
+    )
+    checkpoint.add_argument("--checkpoint", metavar="FILE", help="the network's .pth weights")
+    checkpoint.add_argument(
+        "--arch",
+        choices=("irsde", "daclip"),
+        help="the architecture (default: from the option file)",
+    )
+    checkpoint.add_argument("--config", metavar="FILE", help="the option YAML (or JSON)")
+    checkpoint.add_argument(
+        "--round-time",
+        action="store_true",
+        help="pass integer training indices to the network (default: the sampler's fractional"
+        " times, unrounded, as the official MR Sampler code does)",
+    )
+    checkpoint.add_argument(
+        "--text-context",
+        metavar="FILE",
+        help="DA-CLIP: the degradation embedding, a tensor [512] saved with torch.save, or a"
+        " folder with one per image (FOLDER/<image path relative to its input folder>.pt)",
+    )
+    checkpoint.add_argument(
+        "--image-context",
+        metavar="FILE",
+        help="DA-CLIP: the image embedding, a tensor [512] saved with torch.save, or a folder"
+        " with one per image",
+    )
+
+
 def say(text: str = "") -> None:
     """Write one line to stdout (the commands' only output channel besides errors)."""
     sys.stdout.write(text + "\n")

@@ -12,6 +12,7 @@ from typing import Any
 
 from mrs_numerics.cli.common import (
     EXIT_FAILED,
+    add_checkpoint_options,
     add_grid_option,
     add_output_options,
     say,
@@ -106,38 +107,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         " used (none if the whole batch fits); with --tile it only warns when a tile exceeds"
         " it",
     )
-    checkpoint = parser.add_argument_group(
-        "an IR-SDE or DA-CLIP checkpoint (instead of --task/--model)",
-        "A .pth state dict saved by the IR-SDE or DA-CLIP code and the option YAML of its run"
-        " (network_G.setting and sde are read; or a JSON of the same). The schedule is the one"
-        " the training used: IR-SDE's table with α(0) = 1, Λ = max_sigma/255 and T from the"
-        " option file; the network predicts noise.",
-    )
-    checkpoint.add_argument("--checkpoint", metavar="FILE", help="the network's .pth weights")
-    checkpoint.add_argument(
-        "--arch",
-        choices=("irsde", "daclip"),
-        help="the architecture (default: from the option file)",
-    )
-    checkpoint.add_argument("--config", metavar="FILE", help="the option YAML (or JSON)")
-    checkpoint.add_argument(
-        "--round-time",
-        action="store_true",
-        help="pass integer training indices to the network (default: the sampler's fractional"
-        " times, unrounded, as the official MR Sampler code does)",
-    )
-    checkpoint.add_argument(
-        "--text-context",
-        metavar="FILE",
-        help="DA-CLIP: the degradation embedding, a tensor [512] saved with torch.save, or a"
-        " folder with one per image (FOLDER/<image path relative to IN>.pt)",
-    )
-    checkpoint.add_argument(
-        "--image-context",
-        metavar="FILE",
-        help="DA-CLIP: the image embedding, a tensor [512] saved with torch.save, or a folder"
-        " with one per image",
-    )
+    add_checkpoint_options(parser, "--task/--model")
     add_output_options(parser, folder=True)
     parser.add_argument(
         "--allow-divergence",

@@ -26,6 +26,7 @@ from typing import Any
 
 import torch
 
+from mrs_numerics._files import write_text
 from mrs_numerics.models.registry import WEIGHTS_PACKAGE
 
 GRID_FILE_FORMAT = "mrs-numerics tuned grids"
@@ -51,6 +52,8 @@ class TunedGrid:
         fidelity_db: Mean PSNR (dB) between the run and the converged output on the
             calibration inputs (outputs clamped to [0, 1]).
         model: The network's name ("" for a model that is not shipped).
+        network: The network's identity ``{"name", "sha256"}``: the shipped network's or the
+            checkpoint file's name, and the SHA-256 of its weights file's bytes.
         variant: The named few-step variant of the fit, if any.
         heldout_fidelity_db: The same on held-out inputs, if measured.
         baseline_fidelity_db: Fidelity of the uniform-λ grid of the same NFE (calibration, and
@@ -68,6 +71,7 @@ class TunedGrid:
     nfe: int
     fidelity_db: float
     model: str = ""
+    network: dict[str, str] = field(default_factory=dict)
     variant: str = ""
     heldout_fidelity_db: float | None = None
     baseline_fidelity_db: dict[str, float] = field(default_factory=dict)
@@ -101,14 +105,16 @@ class TunedGrid:
         return cls(**values)
 
 
-def write_grid_file(path: str | Path, grids: list[TunedGrid]) -> None:
-    """Write ``grids`` as one grid file (see the module description)."""
+def write_grid_file(path: str | Path, grids: list[TunedGrid], *, overwrite: bool = False) -> None:
+    """Write ``grids`` as one grid file (see the module description), atomically; an existing
+    file is replaced only with ``overwrite`` (``mrs_numerics._files``)."""
     content = {
         "format": GRID_FILE_FORMAT,
         "format_version": GRID_FILE_VERSION,
         "grids": [grid.to_dict() for grid in grids],
     }
-    Path(path).write_text(json.dumps(content, indent=1) + "\n")
+    text = json.dumps(content, indent=1) + "\n"
+    write_text(path, text, overwrite=overwrite, what="grid file")
 
 
 def parse_grid_file(text: str, source: str = "grid file") -> list[TunedGrid]:

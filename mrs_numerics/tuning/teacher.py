@@ -77,6 +77,15 @@ def fidelity_db(output: torch.Tensor, target: torch.Tensor) -> float:
     return float((-10.0 * torch.log10(error)).mean())
 
 
+def teacher_step_count(steps) -> int:
+    """``steps`` as the teacher's fine step count: an even integer ≥ 2 (its half-resolution
+    solution, the accuracy estimate, takes every other time); a clear error otherwise."""
+    steps = integer(steps, "teacher steps", least=2)
+    if steps % 2:
+        raise ValueError(f"teacher steps must be an even integer ≥ 2, got {steps!r}")
+    return steps
+
+
 def converged_output(
     sampler: SamplerBase,
     model: Model,
@@ -86,9 +95,7 @@ def converged_output(
     seed: int = 0,
 ) -> Teacher:
     """The teacher of ``sampler`` from ``x_T`` (see the module description)."""
-    steps = integer(steps, "teacher steps", least=2)
-    if steps % 2:
-        raise ValueError(f"teacher steps must be an even integer ≥ 2, got {steps!r}")
+    steps = teacher_step_count(steps)
     o = sampler.options
     times = grids.timesteps(sampler.schedule, steps, "lambda", *_ends(sampler), o.lam_min, o.rho)
     limiters = {"clip_x0": o.clip_x0, "thresholding": o.thresholding}
