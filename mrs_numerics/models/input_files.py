@@ -292,7 +292,10 @@ def _parse(data: bytes, named: str, expected: Expected) -> Any:
 
 def _refused(data: bytes, error: Exception, expected: Expected) -> str:
     """Why a weights-only load refused the file, from its pickle opcodes (nothing executed)."""
-    globals_, strings = _pickle_names(data)
+    try:
+        globals_, strings = _pickle_names(data)
+    except Exception:  # the explanation is best effort: a file torch refused may be malformed
+        globals_, strings = [], set()
     foreign = [name for name in globals_ if not name.startswith(SAFE_PREFIXES)]
     if strings >= MODULE_STATE:
         modules = [name for name in globals_ if name.startswith("torch.nn.")]
@@ -377,9 +380,11 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         seen: set[Any] = set()
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
-            if isinstance(key, list):  # an unhashable key: let PyYAML refuse it
+            try:
+                repeated = key in seen
+            except TypeError:  # an unhashable key: PyYAML refuses it below
                 break
-            if key in seen:
+            if repeated:
                 mark = key_node.start_mark
                 raise yaml.constructor.ConstructorError(
                     None, None, f"the key {key!r} is given twice in one mapping", mark

@@ -52,11 +52,14 @@ SCHEDULES = ("cosine", "linear", "constant")
 CONTEXT_SWITCHES = {"text_context": "use_degra_context", "image_context": "use_image_context"}
 """DA-CLIP's contexts and the setting that turns each on (with ``context_dim`` > 0)."""
 
-CONTEXT_WORDS = {
-    "text_context": "the text context (DA-CLIP's degradation embedding)",
-    "image_context": "the image context (DA-CLIP's image embedding)",
-}
+CONTEXT_WORDS = {"text_context": "the text context", "image_context": "the image context"}
 """How messages name each context."""
+
+CONTEXT_MEANINGS = {
+    "text_context": "DA-CLIP's degradation embedding",
+    "image_context": "DA-CLIP's image embedding",
+}
+"""What each context is."""
 
 
 def field(prefix: str, name: str) -> str:

@@ -50,6 +50,7 @@ from mrs_numerics.models.checkpoints import (
     read_options,
 )
 from mrs_numerics.models.irsde_options import (
+    CONTEXT_MEANINGS,
     CONTEXT_SWITCHES,
     CONTEXT_WORDS,
     check_arch,
@@ -277,7 +278,7 @@ def _check_context_use(options: Mapping[str, Any], source: str, given: list[str]
     used = used_contexts(arch, setting)
     unread = [name for name in given if name not in used]
     if unread:
-        words = " and ".join(CONTEXT_WORDS[name] for name in unread)
+        words = " and ".join(_described(name) for name in unread)
         if arch != "daclip":
             raise InputError(
                 f"{words} given, but only DA-CLIP networks take contexts, and {source} "
@@ -291,7 +292,7 @@ def _check_context_use(options: Mapping[str, Any], source: str, given: list[str]
     needed = [name for name in used if name not in given]
     if needed:
         width = context_width(arch, setting)
-        words = " and ".join(CONTEXT_WORDS[name] for name in needed)
+        words = " and ".join(_described(name) for name in needed)
         switches = ", ".join(CONTEXT_SWITCHES[name] for name in needed)
         raise InputError(
             f"the DA-CLIP network of {source} reads {words} (network_G.setting: {switches}), "
@@ -300,6 +301,11 @@ def _check_context_use(options: Mapping[str, Any], source: str, given: list[str]
             advice=Advice(needed[0], "FILE", "(a .pt file or a folder of them)"),
         )
     return context_width(arch, setting)
+
+
+def _described(name: str) -> str:
+    """``the text context (DA-CLIP's degradation embedding)``."""
+    return f"{CONTEXT_WORDS[name]} ({CONTEXT_MEANINGS[name]})"
 
 
 def _relative(name: str) -> PurePosixPath:
