@@ -107,13 +107,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--text-context",
         metavar="FILE",
         help="DA-CLIP: the degradation embedding, a tensor [512] saved with torch.save, or a"
-        " folder with one per image (FOLDER/<image path relative to IN>.pt)",
+        " folder with one per image (FOLDER/<image path relative to IN>.pt); required where"
+        " the option file sets use_degra_context, refused where it does not",
     )
     checkpoint.add_argument(
         "--image-context",
         metavar="FILE",
         help="DA-CLIP: the image embedding, a tensor [512] saved with torch.save, or a folder"
-        " with one per image",
+        " with one per image; required where the option file sets use_image_context, refused"
+        " where it does not",
     )
     parser.add_argument(
         "--allow-divergence",

@@ -12,7 +12,7 @@ for all of them:
   a folder, an empty file, a text file, an image, a safetensors file, a zip that is not a torch
   file, a damaged file, a pickled module, a pickle with code, a tensor where a mapping was
   expected (and the reverse), YAML or JSON that does not parse, a key given twice: each is an
-  [`InputError`][mrs_numerics._errors.InputError] (a ``ValueError``; a missing file is also a
+  ``InputError`` of ``mrs_numerics._errors`` (a ``ValueError``; a missing file is also a
   ``FileNotFoundError``) with one line, never torch's or PyYAML's traceback.
 - **The bytes are hashed once while loading**: a
   [`TorchFile`][mrs_numerics.models.input_files.TorchFile] carries the SHA-256 of exactly the
@@ -328,22 +328,31 @@ def _pickle_names(data: bytes) -> tuple[list[str], set[str]]:
     globals_: list[str] = []
     strings: set[str] = set()
     recent: list[str] = []
-    memo: dict[int, Any] = {}
+    memo: dict[Any, str | None] = {}
     stream = io.BytesIO(data)
     while stream.tell() < len(data):  # a legacy torch file is several pickles in a row
+        on_top: str | None = None  # the string the last stack-changing opcode pushed, if any
         try:
             for opcode, argument, _ in pickletools.genops(stream):
-                if opcode.name == "GLOBAL":
+                name = opcode.name
+                if name == "MEMOIZE":
+                    memo[len(memo)] = on_top
+                    continue
+                if name.endswith("PUT"):
+                    memo[argument] = on_top
+                    continue
+                on_top = None
+                if name == "GLOBAL":
                     globals_.append(str(argument).replace(" ", "."))
-                elif opcode.name == "STACK_GLOBAL" and len(recent) >= 2:
+                elif name == "STACK_GLOBAL" and len(recent) >= 2:
                     globals_.append(f"{recent[-2]}.{recent[-1]}")
-                elif isinstance(argument, str) and "UNICODE" in opcode.name:
-                    strings.add(argument)
-                    recent.append(argument)
-                elif opcode.name == "MEMOIZE" and recent:
-                    memo[len(memo)] = recent[-1]
-                elif opcode.name.endswith("GET") and isinstance(memo.get(argument), str):
-                    recent.append(memo[argument])
+                elif isinstance(argument, str) and "UNICODE" in name:
+                    on_top = argument
+                elif name.endswith("GET"):
+                    on_top = memo.get(argument)
+                if on_top is not None:
+                    strings.add(on_top)
+                    recent.append(on_top)
         except (ValueError, EOFError):
             break  # the raw storage bytes after the pickles, or a truncated pickle
     return globals_, strings

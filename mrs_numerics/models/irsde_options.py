@@ -13,7 +13,7 @@ package reads two::
 
 Every field is checked for its type and range, never coerced: ``nf: "64"``, ``max_sigma: "50"``
 or ``use_image_context: "false"`` are refused, not read as 64, 50 or *true*. Each refusal is one
-[`InputError`][mrs_numerics._errors.InputError] naming the field by its path, e.g.
+``InputError`` (``mrs_numerics._errors``) naming the field by its path, e.g.
 ``network_G.setting.nf must be a positive integer, got '64a' (text)``;
 [`read_options`][mrs_numerics.models.checkpoints.read_options] puts the file's name in front.
 """

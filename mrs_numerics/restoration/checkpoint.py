@@ -99,7 +99,7 @@ class CheckpointNetwork:
     prediction: str = "noise"
     context_folders: dict[str, Path] = field(default_factory=dict)
     context_dim: int | None = None
-    _rows: dict[Path, torch.Tensor] = field(default_factory=dict, repr=False)
+    _rows: dict[Path, torch.Tensor] = field(default_factory=dict, init=False, repr=False)
 
     def context_files(self, name: str) -> dict[str, Path]:
         """The per-image context files of image ``name`` (its path relative to the input folder):
