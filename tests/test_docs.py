@@ -70,6 +70,8 @@ PUBLIC_MODULES = (
     "mrs_numerics.models.daclip_attention",
     "mrs_numerics.models.daclip_unet",
     "mrs_numerics.models.checkpoints",
+    "mrs_numerics.models.irsde_options",
+    "mrs_numerics.models.input_files",
     "mrs_numerics.verification",
     "mrs_numerics.verification.oracles",
     "mrs_numerics.verification.references",

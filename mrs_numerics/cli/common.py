@@ -166,13 +166,15 @@ def add_checkpoint_options(parser: argparse.ArgumentParser, instead: str) -> Non
         "--text-context",
         metavar="FILE",
         help="DA-CLIP: the degradation embedding, a tensor [512] saved with torch.save, or a"
-        " folder with one per image (FOLDER/<image path relative to its input folder>.pt)",
+        " folder with one per image (FOLDER/<image path relative to its input folder>.pt);"
+        " required where the option file sets use_degra_context, refused where it does not",
     )
     checkpoint.add_argument(
         "--image-context",
         metavar="FILE",
         help="DA-CLIP: the image embedding, a tensor [512] saved with torch.save, or a folder"
-        " with one per image",
+        " with one per image; required where the option file sets use_image_context, refused"
+        " where it does not",
     )
 
 

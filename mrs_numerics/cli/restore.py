@@ -343,16 +343,10 @@ def chosen_network(args: argparse.Namespace) -> Network:
 
 
 def check_contexts(network: Network, jobs: list) -> None:
-    """Refuse a run whose per-image context files are missing, before any image is restored."""
-    if network.checkpoint is None:
-        return
-    missing = network.checkpoint.missing_contexts([job.name for job in jobs])
-    if missing:
-        shown = ", ".join(map(str, missing[:3])) + (" …" if len(missing) > 3 else "")
-        raise ValueError(
-            f"{len(missing)} per-image context file(s) missing ({shown}): a context folder needs"
-            " FOLDER/<image path relative to IN, suffix .pt> for every image"
-        )
+    """Refuse a run whose per-image contexts are not all usable, before any image is restored
+    (the library's rules: ``CheckpointNetwork.check_contexts``)."""
+    if network.checkpoint is not None:
+        network.checkpoint.check_contexts([job.name for job in jobs])
 
 
 def restore_batch(

@@ -9,7 +9,11 @@
   training schedule, strict loading) for
   [`IRSDEConditionalUNet`][mrs_numerics.models.irsde_unet.IRSDEConditionalUNet] and
   [`DACLIPConditionalUNet`][mrs_numerics.models.daclip_unet.DACLIPConditionalUNet], state-dict
-  compatible with the originals and computing the same function.
+  compatible with the originals and computing the same function;
+- [`irsde_options`][mrs_numerics.models.irsde_options]: what their option files may hold,
+  field by field;
+- [`input_files`][mrs_numerics.models.input_files]: the one loader of users' files (torch files
+  with ``weights_only``, YAML/JSON), one line per bad file.
 """
 
 from mrs_numerics.models.checkpoints import (

@@ -4,7 +4,8 @@ The weights live in ``mrs_numerics/models/weights`` (read through `importlib.res
 so they work from an installed wheel) with an ``index.json`` that records, per network: task,
 prediction type, schedule, the UNet configuration, the exact training command and seed, the
 iterations, wall time and device, and the held-out evaluation measured after training.
-Weights load with ``torch.load(..., weights_only=True)``.
+Weights load with [`load_torch_file`][mrs_numerics.models.input_files.load_torch_file]
+(``torch.load(..., weights_only=True)``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from importlib import resources
 import torch
 
 from mrs_numerics.imaging.degradations import task as known_task
+from mrs_numerics.models.input_files import STATE_DICT, load_torch_file
 from mrs_numerics.models.unet import ConditionalUNet
 
 WEIGHTS_PACKAGE = "mrs_numerics.models.weights"
@@ -95,7 +97,7 @@ def load_model(name: str, device: str | torch.device = "cpu") -> tuple[Condition
     info = available_model(name)
     net = ConditionalUNet(**info.config)
     with resources.as_file(resources.files(WEIGHTS_PACKAGE) / info.weights) as path:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = load_torch_file(path, STATE_DICT, f"the weights of {name}").content
     net.load_state_dict(state)
     return net.to(device).eval(), info
 

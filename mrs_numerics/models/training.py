@@ -33,10 +33,12 @@ import torch
 from tqdm.auto import tqdm
 
 from mrs_numerics import schedules
+from mrs_numerics._errors import InputError
 from mrs_numerics._files import atomic_path, write_text
 from mrs_numerics.imaging.degradations import TASKS, degrade
 from mrs_numerics.imaging.metrics import psnr, ssim
 from mrs_numerics.imaging.photos import HELDOUT_PHOTOS, TRAIN_PHOTOS, center_crop, load_photo
+from mrs_numerics.models.input_files import MAPPING, load_torch_file
 from mrs_numerics.models.unet import ConditionalUNet
 from mrs_numerics.solvers.factory import make_sampler
 
@@ -160,7 +162,8 @@ def train(
     start, seconds = 0, 0.0
     checkpoint = out / "checkpoint.pt"
     if resume and checkpoint.exists():
-        state = torch.load(checkpoint, map_location=device, weights_only=True)
+        state = load_torch_file(checkpoint, MAPPING, "training checkpoint").content
+        _check_resumable(state, checkpoint)
         net.load_state_dict(state["net"])
         ema.load_state_dict(state["ema"])
         optimizer.load_state_dict(state["optimizer"])
@@ -209,6 +212,20 @@ def train(
     }
     write_text(out / "facts.json", json.dumps(facts, indent=2), overwrite=True)
     return ema.eval(), facts
+
+
+RESUME_KEYS = ("net", "ema", "optimizer", "generator", "step", "seconds")
+"""What a training checkpoint (``out/checkpoint.pt``) holds."""
+
+
+def _check_resumable(state, path: Path) -> None:
+    """Refuse a training checkpoint that ``train`` did not write (it lacks a key to resume)."""
+    missing = [key for key in RESUME_KEYS if key not in state]
+    if missing:
+        raise InputError(
+            f"training checkpoint {path} lacks {', '.join(missing)}: it was not written by "
+            "mrs-numerics train; move it away or train into another folder"
+        )
 
 
 EVAL_CROP = 128

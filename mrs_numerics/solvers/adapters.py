@@ -32,7 +32,7 @@ class IRSDEAdapter(nn.Module):
     Tensor contexts (DA-CLIP's ``text_context``, ``image_context``) of shape ``[batch, dim]``,
     ``[1, dim]`` or ``[dim]`` are broadcast to the batch and moved to x's device and dtype;
     other context values are passed as they are. The networks of
-    [`ARCHITECTURES`][mrs_numerics.models.checkpoints.ARCHITECTURES] pad their input
+    [`ARCHITECTURES`][mrs_numerics.models.irsde_options.ARCHITECTURES] pad their input
     internally, so ``required_multiple`` is 1.
 
     Args:
