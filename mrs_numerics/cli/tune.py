@@ -95,6 +95,6 @@ def run(args: argparse.Namespace) -> int:
     kept = read_grid_file(out) if args.merge and out.exists() else []  # read late: runs may overlap
     new = {(g.variant, g.solver_id, g.nfe) for g in grids}
     kept = [g for g in kept if (g.variant, g.solver_id, g.nfe) not in new]
-    write_grid_file(out, kept + grids)
+    write_grid_file(out, kept + grids, overwrite=args.merge)
     say(f"wrote {len(grids)} grid(s) to {out}" + (f" ({len(kept)} kept)" if kept else ""))
     return 0
