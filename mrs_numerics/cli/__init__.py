@@ -17,7 +17,17 @@ from functools import partial
 from types import ModuleType
 
 from mrs_numerics._errors import InputError
-from mrs_numerics.cli import benchmark, codegen, degrade, models, restore, train, tune, verify
+from mrs_numerics.cli import (
+    benchmark,
+    codegen,
+    degrade,
+    grids,
+    models,
+    restore,
+    train,
+    tune,
+    verify,
+)
 from mrs_numerics.cli.common import (
     EXIT_FAILED,
     EXIT_USAGE,
@@ -33,6 +43,7 @@ SUBCOMMANDS: tuple[ModuleType, ...] = (
     verify,
     train,
     models,
+    grids,
     degrade,
     tune,
     restore,

@@ -459,3 +459,33 @@ def select_grid(
             )
         best = chosen
     return best[0]
+
+
+def grids_of(source: str | os.PathLike) -> tuple[str, list[TunedGrid]]:
+    """(what it is, its grids): a grid file's path, or a shipped network's name (its shipped
+    grids).
+
+    Raises:
+        InputError: If ``source`` is neither a grid file nor a shipped network's name.
+    """
+    text = str(source)
+    if text in available_models() and not Path(text).exists():
+        return f"shipped grids of {text}", shipped_grids(text)
+    if not Path(text).exists():
+        shipped = ", ".join(sorted(available_models())) or "none"
+        raise InputError(
+            f"no grid file {text}, and no shipped network of that name (shipped: {shipped})"
+        )
+    return f"grid file {text}", read_grid_file(text)
+
+
+def listing(source: str | os.PathLike) -> list[str]:
+    """The lines ``mrs-numerics grids SOURCE`` prints: per entry its sampler, options, NFE,
+    network, schedule, calibration and fidelity."""
+    what, grids = grids_of(source)
+    lines = [f"{what}: {len(grids)} grid(s)"]
+    for index, grid in enumerate(grids):
+        first, *rest = grid.describe()
+        lines.append(f"[{index}] {first}")
+        lines += [f"    {line}" for line in rest]
+    return lines

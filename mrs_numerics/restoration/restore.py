@@ -259,7 +259,7 @@ def _on_tuned_grid(schedule, prediction, nfe, sampler, grid, network, where) -> 
         built = sampler_from_configuration(grid.sampler, schedule, prediction)
         name = entry_label(grid)
         label = describe_configuration(grid.sampler)
-        label = label if name == grid.solver_id else f"{name} ({label})"
+        label = label if name == grid.solver_id else f"{name} = {label}"
     else:
         solver_id, options = named_sampler(sampler)
         built = make_sampler(solver_id, schedule, prediction, **options)
