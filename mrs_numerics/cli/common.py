@@ -113,7 +113,9 @@ def add_grid_option(parser, help_text: str) -> None:
     that is not a grid file is one line).
     """
     parser.add_argument(
-        "--grid", metavar="GRID", help=help_text + f" (GRID: {', '.join(GRID_CHOICES)} or FILE.json)"
+        "--grid",
+        metavar="GRID",
+        help=help_text + f" (GRID: {', '.join(GRID_CHOICES)} or FILE.json)",
     )
 
 

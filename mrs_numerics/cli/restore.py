@@ -281,9 +281,7 @@ def chosen_network(args: argparse.Namespace) -> Network:
         label = f"{loaded.arch} checkpoint"
         model, prediction = loaded.model, loaded.prediction
         identity = checkpoint_identity(args.checkpoint, getattr(loaded, "sha256", None))
-        return Network(
-            loaded.name, label, model, prediction, loaded.schedule, "", loaded, identity
-        )
+        return Network(loaded.name, label, model, prediction, loaded.schedule, "", loaded, identity)
     name, net, info = shipped_network(args.task, args.model)
     schedule = schedules.get(info.schedule, max_sigma=info.max_sigma)
     return Network(

@@ -31,7 +31,7 @@ def file_sha256(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def shipped_network_identity(name: str) -> dict[str, Any]:
     """``{"name", "sha256"}`` of the shipped network ``name`` (hash of its weights file)."""
     info = available_model(name)

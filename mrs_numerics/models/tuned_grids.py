@@ -194,7 +194,7 @@ def _is_number(value: Any) -> bool:
 
 
 def _finite_number(record: dict, name: str, optional: bool = False) -> float | None:
-    value = record.get(name)
+    value: Any = record.get(name)
     if value is None and optional:
         return None
     if not (_is_number(value) and math.isfinite(value)):
@@ -266,6 +266,7 @@ def _record(record: Any, version: int) -> TunedGrid:
             f"field nfe must be an integer ≥ the {len(times) - 1} steps (a call per step at "
             f"least), got {nfe!r}"
         )
+    schedule: dict[str, Any] | None
     if version == 2:
         sampler = check_configuration(record["sampler"], "sampler")
         network = check_network(record["network"], "network")
@@ -383,7 +384,7 @@ def read_grid_file(path: str | os.PathLike) -> list[TunedGrid]:
     return parse_grid_file(text, str(path))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _shipped(model: str) -> tuple[TunedGrid, ...]:
     resource = resources.files(WEIGHTS_PACKAGE) / f"{model}{SHIPPED_SUFFIX}"
     if not resource.is_file():
@@ -414,9 +415,13 @@ def holdings(grids: list[TunedGrid]) -> str:
     by_label: dict[str, list[int]] = {}
     for grid in grids:
         by_label.setdefault(entry_label(grid), []).append(grid.nfe)
-    return "; ".join(
-        f"{label} at NFE {', '.join(map(str, sorted(nfes)))}" for label, nfes in by_label.items()
-    ) or "no entries"
+    return (
+        "; ".join(
+            f"{label} at NFE {', '.join(map(str, sorted(nfes)))}"
+            for label, nfes in by_label.items()
+        )
+        or "no entries"
+    )
 
 
 def select_grid(

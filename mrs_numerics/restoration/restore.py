@@ -45,9 +45,9 @@ from mrs_numerics import schedules
 from mrs_numerics._checks import integer
 from mrs_numerics._errors import InputError
 from mrs_numerics.imaging.padding import pad_to_multiple, unpad
-from mrs_numerics.models.registry import shipped_network
 from mrs_numerics.models.grid_binding import BoundGrid, bind_grid
 from mrs_numerics.models.network_identity import network_identity
+from mrs_numerics.models.registry import shipped_network
 from mrs_numerics.models.tuned_grids import (
     TunedGrid,
     entry_label,

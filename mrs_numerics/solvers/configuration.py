@@ -24,6 +24,7 @@ from mrs_numerics.schedules.continuous import cosine
 from mrs_numerics.schedules.protocol import Schedule
 from mrs_numerics.solvers.base import SamplerBase
 from mrs_numerics.solvers.factory import make_sampler
+from mrs_numerics.solvers.mr_sampler import MRSampler
 from mrs_numerics.solvers.options import Thresholding
 from mrs_numerics.solvers.registry import SOLVERS
 
@@ -57,10 +58,10 @@ def sampler_configuration(sampler: SamplerBase) -> dict[str, Any]:
     """The versioned dict of ``sampler``'s full configuration (see the module description)."""
     solver_id = sampler.solver_id
     values = {name: getattr(sampler.options, name) for name in SHARED_OPTIONS}
-    if "denoise_last" in option_names(solver_id):
+    if isinstance(sampler, MRSampler):
         values["denoise_last"] = sampler.options.denoise_last
-        values["start"] = getattr(sampler, "start")
-        values["lower_order_final"] = getattr(sampler, "lower_order_final")
+        values["start"] = sampler.start
+        values["lower_order_final"] = sampler.lower_order_final
     options = {name: _json_value(name, values[name]) for name in option_names(solver_id)}
     return {"format_version": SAMPLER_FORMAT_VERSION, "solver": solver_id, "options": options}
 
