@@ -555,3 +555,27 @@ def test_restore_runs_on_a_grid_file_and_says_which_entry(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "entry 1 (unic2, NFE 5)" in out and "5 network calls" in out
     assert (tmp_path / "o.png").is_file()
+
+
+def test_adding_the_default_variant_leaves_the_other_rows_unchanged():
+    from mrs_numerics.imaging.photos import HELDOUT_PHOTOS
+    from mrs_numerics.restoration.quality.run import run_quality
+
+    def smooth(x, t, mu):
+        return mu + 0.1 * torch.tanh(x - mu)
+
+    common = {"crop": 20, "seeds": 1, "photos": HELDOUT_PHOTOS[:1], "nfes": (3, 5)}
+    common |= {"reference_steps": 40, "sde_refinement": 2}
+    alone = QualityOptions(samplers=("mrs-ode-2-data", "posterior"), **common)
+    added = QualityOptions(samplers=("mrs-ode-2-data", "posterior", "ms3"), **common)
+    before = run_quality(smooth, "data", COSINE, alone, "denoise-data")
+    after = run_quality(smooth, "data", COSINE, added, "denoise-data")
+    for row in before.rows:
+        again = after.row(row.sampler, row.nfe_budget)
+        assert (row.psnr, row.ssim, row.fidelity_db, row.nfe) == (
+            again.psnr,
+            again.ssim,
+            again.fidelity_db,
+            again.nfe,
+        )
+    assert after.row("ms3", 5).status == "ok" and after.row("ms3", 5).nfe == 5
