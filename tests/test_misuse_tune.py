@@ -15,12 +15,12 @@ from mrs_numerics import schedules
 from mrs_numerics.cli import main
 from mrs_numerics.cli import tune as tune_cli
 from mrs_numerics.imaging.files import write_image
+from mrs_numerics.models.network_identity import checkpoint_identity
 from mrs_numerics.models.tuned_grids import TunedGrid, read_grid_file, write_grid_file
 from mrs_numerics.restoration.checkpoint import checkpoint_network
 from mrs_numerics.solvers.factory import make_sampler
 from mrs_numerics.tuning import calibration, fit, teacher, tune_timesteps
 from mrs_numerics.tuning.calibration import FolderImages, folder_images, split_folder
-from mrs_numerics.tuning.identity import checkpoint_identity
 from mrs_numerics.tuning.output import grid_key, save_grids
 from mrs_numerics.tuning.request import check_tuning
 from mrs_numerics.tuning.shipped import tune_grids

@@ -197,7 +197,7 @@ def test_grid_files_round_trip_and_refuse_other_json(tmp_path, tuned_ms3):
         parse_grid_file('{"grids": []}')
     with pytest.raises(ValueError, match="not JSON"):
         parse_grid_file("{")
-    with pytest.raises(ValueError, match="lacks"):
+    with pytest.raises(ValueError, match="missing field lams"):
         TunedGrid.from_dict({"timesteps": [1.0, 0.5]})
 
 

@@ -30,7 +30,17 @@ from types import ModuleType
 
 from mrs_numerics._errors import InputError
 from mrs_numerics._interrupts import as_interrupted, signals_interrupt
-from mrs_numerics.cli import benchmark, codegen, degrade, models, restore, train, tune, verify
+from mrs_numerics.cli import (
+    benchmark,
+    codegen,
+    degrade,
+    grids,
+    models,
+    restore,
+    train,
+    tune,
+    verify,
+)
 from mrs_numerics.cli.common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -47,6 +57,7 @@ SUBCOMMANDS: tuple[ModuleType, ...] = (
     verify,
     train,
     models,
+    grids,
     degrade,
     tune,
     restore,

@@ -47,12 +47,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--samplers",
         metavar="LIST",
         help="comma-separated solver ids or few-step variants, each optionally NAME@GRID"
-        " (e.g. ms3@tuned,ms3@lambda,euler-ode)",
+        " (e.g. ms3@tuned,ms3@lambda,ms3@grids.json,euler-ode); default: every solver id and"
+        " the default few-step variant (restore's default: on the network's tuned grid where"
+        " one ships for the budget)",
     )
     add_grid_option(
         quality,
-        "grid of entries without @GRID (default lambda; tuned: the network's shipped"
-        " tuned grids, budgets without one skipped)",
+        "grid of entries without @GRID (default: each sampler's own spacing; tuned: the"
+        " network's shipped tuned grids; a grid file written by tune: its grid for each"
+        " sampler and budget; budgets without one skipped)",
     )
     quality.add_argument(
         "--reference-steps",

@@ -108,12 +108,20 @@ def torch_threads(threads: int) -> Iterator[None]:
 
 
 GRID_CHOICES = ("tuned", "lambda", "time", "karras")
-"""The ``--grid`` choices (``restoration.restore.GRIDS``, restated so parsers load no torch)."""
+"""The ``--grid`` names (``restoration.restore.GRIDS``, restated so parsers load no torch)."""
 
 
 def add_grid_option(parser, help_text: str) -> None:
-    """Add ``--grid tuned|lambda|time|karras`` to ``parser``."""
-    parser.add_argument("--grid", choices=GRID_CHOICES, help=help_text)
+    """Add ``--grid GRID`` to ``parser``: a name of ``GRID_CHOICES`` or a grid file's path.
+
+    The value is passed through as typed; the library checks it (an unknown name or a file
+    that is not a grid file is one line).
+    """
+    parser.add_argument(
+        "--grid",
+        metavar="GRID",
+        help=help_text + f" (GRID: {', '.join(GRID_CHOICES)} or FILE.json)",
+    )
 
 
 def add_output_options(

@@ -61,8 +61,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_grid_option(
         parser,
-        "step grid: tuned (shipped for a variant, network and NFE) or a spacing; default:"
-        " tuned where one ships, else lambda",
+        "step grid: tuned (shipped for a variant, network and NFE), a spacing, or a grid file"
+        " written by tune (its entry for --sampler with the most calls within --nfe; without"
+        " --sampler, the sampler it was tuned for); default: tuned where one ships, else lambda",
     )
     parser.add_argument(
         "--nfe", type=int, default=10, help="network calls per image, converted to steps"
@@ -157,7 +158,13 @@ def run(args: argparse.Namespace) -> int:
     folders.check_inputs(every_job)
     network = chosen_network(args)
     chosen = choose_sampling(
-        network.schedule, network.prediction, args.nfe, args.sampler, args.grid, network.tuned
+        network.schedule,
+        network.prediction,
+        args.nfe,
+        args.sampler,
+        args.grid,
+        network.tuned,
+        network.identity,
     )
     check_contexts(network, every_job)
     settings = manifest_settings(args, network, chosen, tiling)
@@ -272,6 +279,7 @@ class Network:
         checkpoint: The loaded checkpoint
             ([`CheckpointNetwork`][mrs_numerics.restoration.checkpoint.CheckpointNetwork]), or
             None for a shipped network.
+        identity: ``{"name", "sha256"}``, compared with a tuned grid's.
     """
 
     name: str
@@ -281,6 +289,7 @@ class Network:
     schedule: Any
     tuned: str
     checkpoint: Any = None
+    identity: Any = None
 
     def model_for(self, names: list[str]):
         """The model of a batch of images (a checkpoint's per-image contexts, if any)."""
@@ -322,6 +331,7 @@ def chosen_network(args: argparse.Namespace) -> Network:
     """The shipped network of --task/--model, or the network of --checkpoint."""
     # imported here: the networks, imaging and samplers load only when a subcommand runs
     from mrs_numerics import schedules
+    from mrs_numerics.models.network_identity import checkpoint_identity, network_identity
     from mrs_numerics.models.registry import shipped_network
     from mrs_numerics.restoration.checkpoint import checkpoint_network
 
@@ -336,10 +346,13 @@ def chosen_network(args: argparse.Namespace) -> Network:
         )
         label = f"{loaded.arch} checkpoint"
         model, prediction = loaded.model, loaded.prediction
-        return Network(loaded.name, label, model, prediction, loaded.schedule, "", loaded)
+        identity = checkpoint_identity(args.checkpoint, getattr(loaded, "sha256", None))
+        return Network(loaded.name, label, model, prediction, loaded.schedule, "", loaded, identity)
     name, net, info = shipped_network(args.task, args.model)
     schedule = schedules.get(info.schedule, max_sigma=info.max_sigma)
-    return Network(name, info.task, net, info.prediction, schedule, name)
+    return Network(
+        name, info.task, net, info.prediction, schedule, name, None, network_identity(name)
+    )
 
 
 def check_contexts(network: Network, jobs: list) -> None:
@@ -375,6 +388,7 @@ def restore_batch(
         device=args.device,
         grid=args.grid,
         model_name=network.tuned,
+        network=network.identity,
         progress=progress,
         allow_divergence=args.allow_divergence,
         **tiling,

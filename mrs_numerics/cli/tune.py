@@ -182,14 +182,14 @@ def _network(args: argparse.Namespace):
     """(model, prediction, schedule, identity, per-image model or None) of the network asked."""
     # imported here: the networks load only when a subcommand runs
     from mrs_numerics import schedules
+    from mrs_numerics.models.network_identity import checkpoint_identity, shipped_network_identity
     from mrs_numerics.models.registry import load_model
     from mrs_numerics.restoration.checkpoint import checkpoint_network
-    from mrs_numerics.tuning.identity import checkpoint_identity, shipped_identity
 
     if args.checkpoint is None:
         net, info = load_model(args.model)
         schedule = schedules.get(info.schedule, max_sigma=info.max_sigma)
-        return net, info.prediction, schedule, shipped_identity(args.model), None
+        return net, info.prediction, schedule, shipped_network_identity(args.model), None
     loaded = checkpoint_network(
         args.checkpoint,
         args.config,
@@ -199,5 +199,5 @@ def _network(args: argparse.Namespace):
         args.image_context,
     )
     model_for = loaded.model_for if loaded.context_folders else None
-    identity = checkpoint_identity(args.checkpoint)
+    identity = checkpoint_identity(args.checkpoint, loaded.sha256)
     return loaded.model, loaded.prediction, loaded.schedule, identity, model_for

@@ -12,9 +12,14 @@ network calls (NFE) and converted to steps with the solver registry's declared c
 ([`FEW_STEP_VARIANTS`][mrs_numerics.solvers.presets.FEW_STEP_VARIANTS]); by default the variant
 [`DEFAULT_FEW_STEP_VARIANT`][mrs_numerics.solvers.presets.DEFAULT_FEW_STEP_VARIANT]. ``grid`` is
 ``"tuned"`` (a grid fitted to the network's converged output, shipped for a variant, a shipped
-network and a budget), ``"lambda"``, ``"time"`` or ``"karras"``. By default a variant on a
-shipped network uses its tuned grid where one ships for the budget, else the uniform-λ grid;
-the choice made is reported in [`Sampling.description`][mrs_numerics.restoration.restore.Sampling].
+network and a budget), ``"lambda"``, ``"time"``, ``"karras"``, or the path of a grid file written
+by ``mrs-numerics tune`` (its entry for the sampler with the most calls within the budget). By
+default a variant on a shipped network uses its tuned grid where one ships for the budget, else
+the uniform-λ grid; the choice made is reported in
+[`Sampling.description`][mrs_numerics.restoration.restore.Sampling]. Every tuned grid is bound to
+the run by [`bind_grid`][mrs_numerics.models.grid_binding.bind_grid]: on another schedule it is
+re-mapped through λ (with a ``GridTransferWarning``) or refused, a sampler that needs more calls
+on it than the budget is refused, and another sampler or network warns.
 
 **Inputs** ([`check_images`][mrs_numerics.restoration.restore.check_images]) are refused before
 anything runs when they cannot be degraded images in [0, 1]: integer tensors, NaN/Inf, a 0–255
@@ -29,16 +34,28 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
 from mrs_numerics import schedules
 from mrs_numerics._checks import integer
+from mrs_numerics._errors import InputError
 from mrs_numerics.imaging.padding import pad_to_multiple, unpad
+from mrs_numerics.models.grid_binding import BoundGrid, bind_grid
+from mrs_numerics.models.network_identity import network_identity
 from mrs_numerics.models.registry import shipped_network
-from mrs_numerics.models.tuned_grids import TunedGrid, shipped_grid, shipped_grids
+from mrs_numerics.models.tuned_grids import (
+    TunedGrid,
+    entry_label,
+    read_grid_file,
+    select_grid,
+    shipped_grid,
+    shipped_grids,
+)
 from mrs_numerics.restoration.tiling import (
     Tile,
     choose_tile,
@@ -51,6 +68,7 @@ from mrs_numerics.restoration.tiling import (
 )
 from mrs_numerics.schedules.grids import SPACINGS
 from mrs_numerics.solvers.base import SamplerBase, prior_sample
+from mrs_numerics.solvers.configuration import describe_configuration, sampler_from_configuration
 from mrs_numerics.solvers.factory import make_sampler
 from mrs_numerics.solvers.presets import DEFAULT_FEW_STEP_VARIANT, FEW_STEP_VARIANTS
 from mrs_numerics.solvers.registry import SOLVERS, solver_info
@@ -58,7 +76,8 @@ from mrs_numerics.solvers.registry import SOLVERS, solver_info
 LOGGER = logging.getLogger(__name__)
 
 GRIDS = ("tuned", *SPACINGS)
-"""Grid choices of ``restore`` and ``benchmark quality``: a shipped tuned grid or a spacing."""
+"""Grid names of ``restore`` and ``benchmark quality``: a shipped tuned grid or a spacing (any
+other ``grid`` is the path of a grid file)."""
 
 MAX_NFE = 10_000
 """Budgets above this many network calls are refused as a mistake."""
@@ -148,49 +167,64 @@ def choose_sampling(
     model_prediction: str,
     nfe: int,
     sampler: str | None = None,
-    grid: str | None = None,
+    grid: str | os.PathLike | TunedGrid | None = None,
     model_name: str = "",
+    network: dict | None = None,
 ) -> Sampling:
     """The sampler and grid of a run under a budget of ``nfe`` network calls.
+
+    Every tuned grid (shipped, from a grid file, or given) is bound to the run by
+    [`bind_grid`][mrs_numerics.models.grid_binding.bind_grid]: re-mapped through λ or refused
+    on another schedule, refused when the sampler that runs needs more than ``nfe`` calls on
+    it (counted on its plan), warned about for another sampler or network.
 
     Args:
         schedule: The network's schedule.
         model_prediction: What the network returns.
         nfe: The budget of network calls.
-        sampler: A solver id or a few-step variant's name; None for the default variant.
-        grid: ``"tuned"``, a spacing, or None: the tuned grid where one ships for
-            (``model_name``, variant, ``nfe``), else the sampler's own default spacing (uniform
-            λ for the MR Sampler, uniform t for the baselines).
-        model_name: The shipped network's name ("" for another network: no tuned grids).
+        sampler: A solver id or a few-step variant's name; None for the default variant (with
+            a grid file or a ``TunedGrid``: the sampler the grid was tuned for).
+        grid: ``"tuned"``, a spacing, a grid file's path (the entry for ``sampler`` with the
+            most calls within ``nfe`` is used, see
+            [`select_grid`][mrs_numerics.models.tuned_grids.select_grid]), a
+            [`TunedGrid`][mrs_numerics.models.tuned_grids.TunedGrid], or None: the tuned grid
+            where one ships for (``model_name``, variant, ``nfe``), else the sampler's own
+            default spacing (uniform λ for the MR Sampler, uniform t for the baselines).
+        model_name: The shipped network's name ("" for another network: no shipped grids).
+        network: The network's identity ``{"name", "sha256"}`` (default: the shipped
+            network's, from ``model_name``; None for an unknown network).
 
     Raises:
-        ValueError: For an unknown sampler or grid, a budget too small for one step, or
-            ``grid="tuned"`` where no tuned grid ships (the message lists those that do).
+        InputError: For an unknown sampler or grid, a budget too small for one step,
+            ``grid="tuned"`` where no tuned grid ships (the message lists those that do), a
+            grid file that is malformed or has no entry that fits (the message lists what it
+            holds), or a tuned grid refused by ``bind_grid``.
     """
-    name = DEFAULT_FEW_STEP_VARIANT if sampler is None else sampler
-    if grid is not None and grid not in GRIDS:
-        raise ValueError(f"unknown grid {grid!r}; allowed: {', '.join(GRIDS)}")
-    solver_id, options = named_sampler(name)
     nfe = integer(nfe, "the NFE budget")
     if nfe > MAX_NFE:
-        raise ValueError(f"an NFE budget of {nfe} is absurd; at most {MAX_NFE} network calls")
+        raise InputError(f"an NFE budget of {nfe} is absurd; at most {MAX_NFE} network calls")
+    if network is None and model_name:
+        network = network_identity(model_name)
+    if isinstance(grid, TunedGrid):
+        return _on_tuned_grid(schedule, model_prediction, nfe, sampler, grid, network, "")
+    if grid is not None and grid not in GRIDS:
+        path = grid_path(grid)
+        index, entry = select_grid(
+            read_grid_file(path), sampler, nfe, str(path), DEFAULT_FEW_STEP_VARIANT
+        )
+        where = f"grid file {path} entry {index} ({entry_label(entry)}, NFE {entry.nfe})"
+        return _on_tuned_grid(schedule, model_prediction, nfe, sampler, entry, network, where)
+    name = DEFAULT_FEW_STEP_VARIANT if sampler is None else sampler
+    solver_id, options = named_sampler(name)
     label = name if name == solver_id else f"{name} ({_settings(solver_id, options)})"
     tuned = shipped_grid(model_name, name, nfe) if model_name else None
     if grid == "tuned" and tuned is None:
-        raise ValueError(_no_tuned_grid(model_name, name, nfe))
+        raise InputError(_no_tuned_grid(model_name, name, nfe))
     if tuned is not None and grid in (None, "tuned"):
         built = make_sampler(solver_id, schedule, model_prediction, **options)
-        heldout = tuned.heldout_fidelity_db
-        measured = "" if heldout is None else f" (held-out fidelity {heldout:.1f} dB)"
-        return Sampling(
-            built,
-            name,
-            "tuned",
-            tuned.steps,
-            built.calls(tuned.steps),
-            tuned.timesteps,
-            f"{label} on its tuned grid for {model_name} at {nfe} NFE{measured}",
-        )
+        where = f"its tuned grid for {model_name} at {nfe} NFE"
+        bound = bind_grid(tuned, schedule, built, network, nfe, where)
+        return _tuned_sampling(built, name, label, tuned, bound, where)
     if grid is not None:
         options["grid"] = grid
     built = make_sampler(solver_id, schedule, model_prediction, **options)
@@ -205,6 +239,52 @@ def choose_sampling(
     )
 
 
+def grid_path(grid: str | os.PathLike) -> Path:
+    """The path of a ``grid`` that names no spacing: a grid file (refused if it is not one)."""
+    path = Path(grid)
+    if not path.exists() and path.suffix != ".json" and os.sep not in str(grid):
+        raise InputError(
+            f"unknown grid {str(grid)!r}; allowed: {', '.join(GRIDS)}, or the path of a grid "
+            "file written by mrs-numerics tune"
+        )
+    if not path.is_file():
+        why = "is a folder" if path.is_dir() else "does not exist"
+        raise InputError(f"grid file {path} {why}")
+    return path
+
+
+def _on_tuned_grid(schedule, prediction, nfe, sampler, grid, network, where) -> Sampling:
+    """The run on a given tuned grid: ``sampler`` (None: the one the grid was tuned for)."""
+    if sampler is None:
+        built = sampler_from_configuration(grid.sampler, schedule, prediction)
+        name = entry_label(grid)
+        label = describe_configuration(grid.sampler)
+        label = label if name == grid.solver_id else f"{name} = {label}"
+    else:
+        solver_id, options = named_sampler(sampler)
+        built = make_sampler(solver_id, schedule, prediction, **options)
+        name = sampler
+        label = name if name == solver_id else f"{name} ({_settings(solver_id, options)})"
+    where = where or f"the given tuned grid ({entry_label(grid)}, NFE {grid.nfe})"
+    bound = bind_grid(grid, schedule, built, network, nfe, where)
+    return _tuned_sampling(built, name, label, grid, bound, where)
+
+
+def _tuned_sampling(built, name, label, grid: TunedGrid, bound: BoundGrid, where) -> Sampling:
+    heldout = grid.heldout_fidelity_db
+    measured = "" if heldout is None else f" (held-out fidelity {heldout:.1f} dB)"
+    remapped = ", re-mapped through λ to this schedule" if bound.remapped else ""
+    return Sampling(
+        built,
+        name,
+        "tuned",
+        bound.timesteps.numel() - 1,
+        bound.calls,
+        bound.timesteps,
+        f"{label} on {where}{measured}{remapped}",
+    )
+
+
 def named_sampler(name: str) -> tuple[str, dict]:
     """(solver id, options) of a solver id or a few-step variant's name."""
     if name in FEW_STEP_VARIANTS:
@@ -213,15 +293,31 @@ def named_sampler(name: str) -> tuple[str, dict]:
     try:
         solver_info(name)
     except ValueError:
-        raise ValueError(
+        raise InputError(
             f"unknown sampler {name!r}; known solvers: {', '.join(sorted(SOLVERS))}; few-step "
             f"variants: {', '.join(FEW_STEP_VARIANTS)}"
         ) from None
     return name, {}
 
 
-def check_request(sampler: str | None, nfe: int, grid: str | None = None) -> None:
-    """Refuse an unknown sampler or grid, or a budget it cannot spend, before any network loads."""
+def check_request(
+    sampler: str | None, nfe: int, grid: str | os.PathLike | TunedGrid | None = None
+) -> None:
+    """Refuse an unknown sampler or grid, or a budget it cannot spend, before any network loads.
+
+    A grid file is read and its entry for (``sampler``, ``nfe``) chosen now; binding it to the
+    network's schedule waits for the network (still before any network call).
+    """
+    if isinstance(grid, TunedGrid) or (grid is not None and grid not in GRIDS):
+        if sampler is not None:
+            named_sampler(sampler)
+        if not isinstance(grid, TunedGrid):
+            path = grid_path(grid)
+            select_grid(read_grid_file(path), sampler, nfe, str(path), DEFAULT_FEW_STEP_VARIANT)
+        nfe = integer(nfe, "the NFE budget", least=1)
+        if nfe > MAX_NFE:
+            raise InputError(f"an NFE budget of {nfe} is absurd; at most {MAX_NFE} network calls")
+        return
     choose_sampling(
         schedules.get("cosine"), "noise", nfe, sampler, "lambda" if grid == "tuned" else grid
     )
@@ -357,13 +453,14 @@ def restore(
     nfe: int = 10,
     seed: int | Sequence[int] = 0,
     device: str | torch.device = "cpu",
-    grid: str | TunedGrid | None = None,
+    grid: str | os.PathLike | TunedGrid | None = None,
     model_name: str = "",
     tile: int | None = None,
     overlap: int | None = None,
     max_memory: int | str | None = None,
     progress: bool = False,
     allow_divergence: bool = False,
+    network: dict | None = None,
 ) -> torch.Tensor:
     """Restored images, shaped like ``images`` (``[3, H, W]`` or ``[B, 3, H, W]``, any H, W).
 
@@ -391,9 +488,12 @@ def restore(
             [`generators`][mrs_numerics.restoration.restore.generators]), so that an image's
             noise does not depend on which images share its batch.
         device: Where the sampling runs (and the generators live).
-        grid: ``"tuned"``, ``"lambda"``, ``"time"``, ``"karras"``, a
+        grid: ``"tuned"``, ``"lambda"``, ``"time"``, ``"karras"``, the path of a grid file
+            (written by ``mrs-numerics tune``), a
             [`TunedGrid`][mrs_numerics.models.tuned_grids.TunedGrid], or None (see
-            [`choose_sampling`][mrs_numerics.restoration.restore.choose_sampling]).
+            [`choose_sampling`][mrs_numerics.restoration.restore.choose_sampling]: a tuned grid
+            is bound to the run, re-mapped or refused on another schedule, refused when the
+            sampler needs more than ``nfe`` calls on it).
         model_name: The shipped network's name, for its tuned grids.
         tile: Restore in tiles of this side (pixels); None or 0: untiled unless
             ``max_memory`` asks for tiles (see
@@ -404,6 +504,8 @@ def restore(
         progress: Show tqdm bars over the tiles and the steps (with their ETA).
         allow_divergence: Return a diverged run's image (clamped, after the sampler's
             ``RuntimeWarning``) instead of raising ``DivergenceError``.
+        network: The network's identity ``{"name", "sha256"}``, compared with a tuned grid's
+            (default: the shipped network's of ``model_name``; None: unknown).
 
     Returns:
         The restored images.
@@ -416,7 +518,9 @@ def restore(
         NonFiniteError: If the model returned NaN/Inf or (``DivergenceError``) the sampler
             diverged, unless ``allow_divergence``.
     """
-    chosen = _sampling(task_schedule, model_prediction, nfe, sampler, grid, model_name)
+    chosen = choose_sampling(
+        task_schedule, model_prediction, nfe, sampler, grid, model_name, network
+    )
     LOGGER.info("restore: %s", chosen.description)
     check_images(images, getattr(model, "channels", 3))
     tiles = plan_tiles(images.shape, model, tile, overlap, max_memory)
@@ -453,18 +557,6 @@ def generators(
     return torch.Generator(device).manual_seed(integer(seed, "the seed"))
 
 
-def _sampling(task_schedule, model_prediction, nfe, sampler, grid, model_name) -> Sampling:
-    """``choose_sampling``, also for an explicit ``TunedGrid``."""
-    if not isinstance(grid, TunedGrid):
-        return choose_sampling(task_schedule, model_prediction, nfe, sampler, grid, model_name)
-    chosen = choose_sampling(task_schedule, model_prediction, nfe, sampler, "lambda")
-    if grid.nfe > nfe:
-        raise ValueError(f"the tuned grid makes {grid.nfe} network calls, the budget is {nfe}")
-    chosen.timesteps, chosen.grid = grid.timesteps, "tuned"
-    chosen.steps, chosen.nfe = grid.steps, chosen.sampler.calls(grid.steps)
-    return chosen
-
-
 def _padded(images: torch.Tensor, device: torch.device, multiple: int):
     """(μ, (H, W)): the images as a float32 batch on ``device``, padded to ``multiple``."""
     batch = images.unsqueeze(0) if images.ndim == 3 else images
@@ -499,7 +591,7 @@ def restore_shipped(
     nfe: int = 10,
     seed: int | Sequence[int] = 0,
     device: str | torch.device = "cpu",
-    grid: str | None = None,
+    grid: str | os.PathLike | TunedGrid | None = None,
     tile: int | None = None,
     overlap: int | None = None,
     max_memory: int | str | None = None,
@@ -521,8 +613,9 @@ def restore_shipped(
         nfe: The budget of network calls.
         seed: Seeds the prior noise and any SDE noise (a list: one seed per image).
         device: Where the sampling runs.
-        grid: ``"tuned"``, ``"lambda"``, ``"time"``, ``"karras"`` or None (the tuned grid where
-            one ships for the budget, else uniform in λ).
+        grid: ``"tuned"``, ``"lambda"``, ``"time"``, ``"karras"``, a grid file's path, a
+            ``TunedGrid``, or None (the tuned grid where one ships for the budget, else uniform
+            in λ).
         tile: Restore in tiles of this side (pixels); None or 0: untiled unless ``max_memory``
             asks for tiles.
         overlap: Pixels neighbouring tiles share; None: a quarter of the tile.

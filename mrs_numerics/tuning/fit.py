@@ -43,9 +43,13 @@ from scipy.optimize import minimize
 from tqdm.auto import tqdm
 
 import mrs_numerics
+from mrs_numerics._errors import Advice, InputError
+from mrs_numerics.models.network_identity import UNKNOWN_NETWORK
 from mrs_numerics.models.tuned_grids import TunedGrid
 from mrs_numerics.schedules import grids
+from mrs_numerics.schedules.identity import schedule_identity
 from mrs_numerics.solvers.base import SamplerBase, prior_sample
+from mrs_numerics.solvers.configuration import sampler_configuration
 from mrs_numerics.solvers.engine import NonFiniteError
 from mrs_numerics.solvers.protocols import Model
 from mrs_numerics.tuning.teacher import (
@@ -61,6 +65,10 @@ SIMPLEX_STEP = 0.5
 """Initial Nelder–Mead simplex: each logit θ_i moved by this (increments change by ≈ 65 %)."""
 FAILED_FIDELITY_DB = -100.0
 """Fidelity assigned to a grid whose run fails (non-finite output or divergence)."""
+
+
+class TuningFailedError(FloatingPointError):
+    """Every candidate grid of a fit failed (its run turned NaN/Inf or diverged): no grid."""
 
 
 def default_max_evaluations(steps: int) -> int:
@@ -152,6 +160,19 @@ class GridObjective:
         return value
 
 
+def check_finer_teacher(sampler: SamplerBase, nfe: int, teacher_steps: int) -> tuple[int, int]:
+    """(steps, calls) of the grid ``tune_timesteps`` fits for ``nfe``, refused (InputError,
+    before any teacher is computed) unless the teacher has more steps than the grid."""
+    steps, calls = sampler.steps_within(nfe)
+    if steps >= teacher_steps:
+        raise InputError(
+            f"a grid of {steps} steps ({calls} NFE) needs a finer teacher than {teacher_steps} "
+            "steps: the teacher must have more steps than the grid it scores",
+            advice=Advice("teacher_steps", 2 * max(steps, teacher_steps), "(or a smaller budget)"),
+        )
+    return steps, calls
+
+
 def tune_timesteps(
     sampler: SamplerBase,
     model: Model,
@@ -165,6 +186,7 @@ def tune_timesteps(
     teacher: Teacher | None = None,
     progress: bool = False,
     log: Callable[[str], None] | None = None,
+    network: dict | None = None,
 ) -> TunedGrid:
     """The step grid that brings ``sampler`` closest to its converged output in ``nfe`` calls.
 
@@ -186,18 +208,25 @@ def tune_timesteps(
             share it between fits.
         progress: Show a progress bar over the evaluations.
         log: Called with one line per phase (e.g. ``print``).
+        network: The network's identity ``{"name", "sha256"}`` for the record (see
+            [`network_identity`][mrs_numerics.models.network_identity]); None: unknown.
 
     Returns:
         The [`TunedGrid`][mrs_numerics.models.tuned_grids.TunedGrid]: times (float64,
         decreasing, the sampler's own first and last time), λ, the NFE of a run, the calibration
-        fidelity and the fit's settings.
+        fidelity, the fit's settings, and what it was made for: the sampler's full
+        configuration, the schedule's identity and the network's.
 
     Raises:
-        ValueError: If ``nfe`` is too small for one step, or an argument is malformed.
+        ValueError: If ``nfe`` is too small for one step, the grid would have as many steps as
+            the teacher or more (checked before the teacher is computed), or an argument is
+            malformed.
+        TuningFailedError: If the run of every candidate grid failed (NaN/Inf or divergence).
     """
     started = time.perf_counter()
     say = log or (lambda line: None)
-    steps, calls = sampler.steps_within(nfe)
+    fine_steps = teacher_steps if teacher is None else int(teacher.fine_times.numel() - 1)
+    steps, calls = check_finer_teacher(sampler, nfe, fine_steps)
     schedule = sampler.schedule
     ends = sampler.timesteps(1)
     t_start, t_end = float(ends[0]), float(ends[-1])
@@ -242,16 +271,22 @@ def tune_timesteps(
                 },
             )
         objective.bar = None
-    assert objective.best_times is not None, "every candidate grid failed"
+    if objective.best_times is None or objective.best_db <= FAILED_FIDELITY_DB:
+        raise TuningFailedError(
+            f"every one of the {objective.evaluations} candidate grids of {steps} steps for "
+            f"{sampler.solver_id} failed (NaN/Inf or divergence): no grid was tuned; try "
+            "another sampler or a larger budget"
+        )
     times = objective.best_times
     say(f"tuned: {objective.best_db:.2f} dB after {objective.evaluations} runs")
     return TunedGrid(
         timesteps=times,
         lams=schedule.lam(times).to(torch.float64),
-        solver_id=sampler.solver_id,
-        options=sampler_options(sampler),
+        sampler=sampler_configuration(sampler),
         nfe=calls,
         fidelity_db=objective.best_db,
+        network=dict(UNKNOWN_NETWORK) if network is None else dict(network),
+        schedule=schedule_identity(schedule),
         baseline_fidelity_db={"calibration": uniform_db},
         calibration={"batch": int(mu.shape[0]), "shape": list(mu.shape[1:]), "seed": seed},
         settings={
@@ -281,19 +316,3 @@ def _starting_grids(sampler, steps, lam_start, lam_end, warps) -> dict[str, torc
     if "warp-1" in starts:
         del starts["lambda"]
     return starts
-
-
-def sampler_options(sampler: SamplerBase) -> dict:
-    """The options that define a sampler's run, as JSON-ready values (for grid files)."""
-    options = {}
-    for name in ("start", "lower_order_final"):
-        if hasattr(sampler, name):
-            options[name] = getattr(sampler, name)
-    o = sampler.options
-    if o.clip_x0 is not None:
-        options["clip_x0"] = list(o.clip_x0)
-    if o.thresholding is not None:
-        options["thresholding"] = True
-    if o.denoise_last:
-        options["denoise_last"] = True
-    return options

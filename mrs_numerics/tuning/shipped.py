@@ -19,6 +19,7 @@ import torch
 
 from mrs_numerics import schedules
 from mrs_numerics._errors import InputError
+from mrs_numerics.models.network_identity import shipped_network_identity
 from mrs_numerics.models.registry import load_model
 from mrs_numerics.models.tuned_grids import TunedGrid
 from mrs_numerics.schedules.protocol import Schedule
@@ -36,7 +37,6 @@ from mrs_numerics.tuning.calibration import (
     heldout_inputs,
 )
 from mrs_numerics.tuning.fit import tune_timesteps
-from mrs_numerics.tuning.identity import shipped_identity
 from mrs_numerics.tuning.request import TuningRequest, budgets, check_tuning
 from mrs_numerics.tuning.teacher import (
     DEFAULT_TEACHER_STEPS,
@@ -106,7 +106,7 @@ def tune_network(
     net, info = load_model(model)
     schedule = schedules.get(info.schedule, max_sigma=info.max_sigma)
     return tune_grids(
-        net, info.prediction, schedule, request, shipped_identity(model), progress, log
+        net, info.prediction, schedule, request, shipped_network_identity(model), progress, log
     )
 
 

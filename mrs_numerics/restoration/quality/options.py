@@ -11,20 +11,27 @@ from mrs_numerics._checks import integer
 from mrs_numerics.imaging import degradations
 from mrs_numerics.imaging.metrics import METRIC_BORDER
 from mrs_numerics.imaging.photos import HELDOUT_PHOTOS, PHOTOS
+from mrs_numerics.models.tuned_grids import read_grid_file
 from mrs_numerics.restoration.restore import (
     GRIDS,
     MAX_NFE,
     choose_sampling,
+    grid_path,
     named_sampler,
     resolve_device,
 )
+from mrs_numerics.schedules.grids import SPACINGS
 from mrs_numerics.solvers.base import SamplerBase
 from mrs_numerics.solvers.factory import make_sampler
-from mrs_numerics.solvers.presets import FEW_STEP_VARIANTS
+from mrs_numerics.solvers.presets import DEFAULT_FEW_STEP_VARIANT, FEW_STEP_VARIANTS
 from mrs_numerics.solvers.registry import SOLVERS, solver_info
 
 DEFAULT_NFES = (3, 5, 10, 20, 50, 100, 1000)
 """NFE budgets of the full benchmark."""
+DEFAULT_SAMPLERS = (*SOLVERS, DEFAULT_FEW_STEP_VARIANT)
+"""What the benchmark compares by default: every solver id on its default spacing, and what
+``restore`` runs by default, the default few-step variant on the network's shipped tuned grid
+where one ships for the budget (else on uniform λ, as ``restore`` does)."""
 QUICK_MAX_NFE = 100
 """``--quick`` keeps the budgets up to this many calls."""
 FIDELITY_THRESHOLD_DB = 40.0
@@ -50,11 +57,13 @@ class QualityOptions:
 
     Attributes:
         task: The restoration task (its shipped network is used).
-        samplers: What to compare (default: every id of
-            [`SOLVERS`][mrs_numerics.solvers.registry.SOLVERS]): solver ids or few-step
-            variant names ([`FEW_STEP_VARIANTS`][mrs_numerics.solvers.presets.FEW_STEP_VARIANTS]),
-            each optionally with ``@grid`` (e.g. ``ms3@tuned``, ``ms3@lambda``); see
-            [`parse_sampler`][mrs_numerics.restoration.quality.options.parse_sampler].
+        samplers: What to compare (default
+            [`DEFAULT_SAMPLERS`][mrs_numerics.restoration.quality.options.DEFAULT_SAMPLERS]:
+            every id of [`SOLVERS`][mrs_numerics.solvers.registry.SOLVERS] and the default
+            few-step variant, what ``restore`` uses): solver ids or few-step variant names
+            ([`FEW_STEP_VARIANTS`][mrs_numerics.solvers.presets.FEW_STEP_VARIANTS]), each
+            optionally with ``@grid`` (e.g. ``ms3@tuned``, ``ms3@lambda``, ``ms3@grids.json``);
+            see [`parse_sampler`][mrs_numerics.restoration.quality.options.parse_sampler].
         nfes: NFE budgets, each in [1, ``MAX_NFE``].
         seeds: How many seeds (seeds 0 … seeds − 1).
         crop: Side of the centre crops of the photos.
@@ -69,12 +78,14 @@ class QualityOptions:
         threshold_db: The fidelity (dB) that ``nfe_to_fidelity`` asks for.
         grid: The grid of entries without ``@grid``: None (default: each sampler's own default
             spacing, uniform λ for the MR Sampler and uniform t for the baselines),
-            ``"lambda"``, ``"time"``, ``"karras"`` or ``"tuned"`` (the network's shipped tuned
-            grids; budgets without one are skipped).
+            ``"lambda"``, ``"time"``, ``"karras"``, ``"tuned"`` (the network's shipped tuned
+            grids; budgets without one are skipped) or the path of a grid file written by
+            ``mrs-numerics tune`` (per entry and budget, its grid for that sampler with the most
+            calls within the budget; budgets and samplers without one are skipped).
     """
 
     task: str = "denoise"
-    samplers: tuple[str, ...] = tuple(SOLVERS)
+    samplers: tuple[str, ...] = DEFAULT_SAMPLERS
     nfes: tuple[int, ...] = DEFAULT_NFES
     seeds: int = 3
     crop: int = 64
@@ -106,8 +117,8 @@ class QualityOptions:
         degradations.task(self.task)
         if not self.samplers:
             raise ValueError("no samplers given")
-        if self.grid is not None and self.grid not in GRIDS:
-            raise ValueError(f"unknown grid {self.grid!r}; allowed: {', '.join(GRIDS)}")
+        if self.grid is not None:
+            _check_grid(self.grid)
         for sampler in self.samplers:
             parse_sampler(sampler, self.grid)
         _check_unique("samplers", self.samplers)
@@ -156,7 +167,9 @@ def parse_sampler(entry: str, default_grid: str | None = None) -> tuple[str, str
     """(solver id or variant name, grid) of a ``samplers`` entry ``NAME[@GRID]``.
 
     The grid is None where neither the entry nor ``default_grid`` names one: the sampler's own
-    default spacing.
+    default spacing (for a few-step variant on a shipped network: its tuned grid where one
+    ships, as ``restore`` chooses). A grid that names no spacing is a grid file's path, read
+    now (a malformed file is refused before any network runs).
     """
     name, _, given = str(entry).partition("@")
     grid = given or default_grid
@@ -169,9 +182,20 @@ def parse_sampler(entry: str, default_grid: str | None = None) -> tuple[str, str
                 f"unknown sampler {name!r}: neither a solver id ({', '.join(sorted(SOLVERS))}) "
                 f"nor a few-step variant ({variants})"
             ) from None
-    if grid is not None and grid not in GRIDS:
-        raise ValueError(f"unknown grid {grid!r} in {entry!r}; allowed: {', '.join(GRIDS)}")
+    if grid is not None:
+        _check_grid(grid, entry)
     return name, grid
+
+
+def _check_grid(grid: str, entry: str = "") -> None:
+    """Refuse a grid that is neither a name of ``GRIDS`` nor a readable grid file."""
+    if grid in GRIDS:
+        return
+    try:
+        read_grid_file(grid_path(grid))
+    except ValueError as error:
+        where = f" in {entry!r}" if entry else ""
+        raise ValueError(f"{error}{where}") from None
 
 
 @dataclass(frozen=True)
@@ -234,7 +258,7 @@ def entry_sampler(entry: str, default_grid: str | None, schedule, prediction: st
     """The sampler of a ``samplers`` entry (a tuned entry's times come with each run)."""
     name, grid = parse_sampler(entry, default_grid)
     solver_id, options = named_sampler(name)
-    if grid not in (None, "tuned"):
+    if grid in SPACINGS:
         options["grid"] = grid
     return make_sampler(solver_id, schedule, prediction, **options)
 
