@@ -76,8 +76,36 @@ def as_interrupted(error: KeyboardInterrupt) -> Interrupted:
     return error if isinstance(error, Interrupted) else Interrupted()
 
 
+_deferral = {"depth": 0, "pending": None}
+"""The state of [`deferred`][mrs_numerics._interrupts.deferred]: how deep, and a signal held."""
+
+
 def _raise_interrupted(signal_number: int, frame) -> None:
+    if _deferral["depth"]:
+        _deferral["pending"] = _deferral["pending"] or signal_number
+        return
     raise Interrupted(signal_number=signal_number)
+
+
+@contextlib.contextmanager
+def deferred() -> Iterator[None]:
+    """Hold a signal that arrives within the body; raise its ``Interrupted`` when the body ends.
+
+    For steps that must happen together or not at all, such as writing an image and recording
+    it in the manifest: a SIGTERM between the two would leave a written file that its manifest
+    calls pending. Only signals handled by
+    [`signals_interrupt`][mrs_numerics._interrupts.signals_interrupt] are held. A generator
+    may yield inside the body: the hold then lasts until the consumer asks for the next item.
+    """
+    _deferral["depth"] += 1
+    try:
+        yield
+    finally:
+        _deferral["depth"] -= 1
+        held = _deferral["pending"]
+        if not _deferral["depth"] and held is not None:
+            _deferral["pending"] = None
+            raise Interrupted(signal_number=held)
 
 
 @contextlib.contextmanager

@@ -552,3 +552,16 @@ def test_the_tile_side_is_rounded_as_the_help_says(tile, side):
     # overlap", though none was given)
     tiles = plan_tiles((3, 64, 64), Multiple8(), tile=tile)
     assert tiles is not None and max(max(t.size) for t in tiles) == side
+
+
+def test_a_signal_during_a_deferred_section_is_raised_when_the_section_ends():
+    from mrs_numerics._interrupts import deferred, signals_interrupt
+
+    steps = []
+    with pytest.raises(Interrupted) as raised, signals_interrupt():
+        with deferred():
+            os.kill(os.getpid(), signal.SIGTERM)
+            steps.append("after the signal")  # the section runs to its end
+        steps.append("after the section")  # never reached: the held signal is raised
+    assert steps == ["after the signal"]
+    assert raised.value.exit_status == 143

@@ -39,7 +39,7 @@ from tqdm.auto import tqdm
 
 from mrs_numerics._checks import integer
 from mrs_numerics._errors import Advice, InputError
-from mrs_numerics._interrupts import as_interrupted
+from mrs_numerics._interrupts import as_interrupted, deferred
 from mrs_numerics.imaging.files import check_image_file, read_image, write_image
 from mrs_numerics.restoration.manifest import Manifest, differences, file_sha256
 from mrs_numerics.restoration.paths import shown
@@ -190,13 +190,15 @@ def _run_batch(
         yield Outcome(jobs[0], failure=str(failure))
         return
     for job, image in zip(jobs, restored, strict=True):
-        try:
-            write_image(job.target, image, overwrite=overwrite)
-        except OSError as error:  # a full disk, a vanished folder, a file created meanwhile
-            why = error.message if isinstance(error, InputError) else str(error)
-            yield Outcome(job, failure=f"cannot write {job.target}: {why}")
-            continue
-        yield Outcome(job, tiles, warning=warning)
+        # a signal between writing the image and the consumer recording it waits for both
+        with deferred():
+            try:
+                write_image(job.target, image, overwrite=overwrite)
+            except OSError as error:  # a full disk, a vanished folder, a file created meanwhile
+                why = error.message if isinstance(error, InputError) else str(error)
+                yield Outcome(job, failure=f"cannot write {job.target}: {why}")
+                continue
+            yield Outcome(job, tiles, warning=warning)
 
 
 def _attempt(run: BatchRun, images: torch.Tensor, jobs: list[ImageJob]):
