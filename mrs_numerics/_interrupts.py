@@ -77,7 +77,7 @@ def as_interrupted(error: KeyboardInterrupt) -> Interrupted:
 
 
 _deferral = {"depth": 0, "pending": None}
-"""The state of [`deferred`][mrs_numerics._interrupts.deferred]: how deep, and a signal held."""
+"""The state of ``deferred``: how deep, and a signal held."""
 
 
 def _raise_interrupted(signal_number: int, frame) -> None:
@@ -93,8 +93,7 @@ def deferred() -> Iterator[None]:
 
     For steps that must happen together or not at all, such as writing an image and recording
     it in the manifest: a SIGTERM between the two would leave a written file that its manifest
-    calls pending. Only signals handled by
-    [`signals_interrupt`][mrs_numerics._interrupts.signals_interrupt] are held. A generator
+    calls pending. Only signals handled by ``signals_interrupt`` are held. A generator
     may yield inside the body: the hold then lasts until the consumer asks for the next item.
     """
     _deferral["depth"] += 1
