@@ -4,8 +4,11 @@ Each subcommand module has ``register(subparsers)`` (its arguments) and ``run(ar
 the library); [`SUBCOMMANDS`][mrs_numerics.cli.SUBCOMMANDS] lists them in ``--help`` order.
 Expected failures (bad input, missing files) print one line on stderr and exit with status 2,
 without a traceback; a run that fails on valid input (NaN/Inf model output, a diverged sampler)
-prints one line and exits with status 1. Every subcommand takes ``--threads N``: torch's CPU
-threads for the run, [`DEFAULT_THREADS`][mrs_numerics.cli.common.DEFAULT_THREADS] when not given.
+prints one line and exits with status 1. Under ``torchrun`` only ``restore`` and ``benchmark``
+are sharded; every other command runs on process 0 alone
+([`single_process`][mrs_numerics._launch.single_process]). Every subcommand takes
+``--threads N``: torch's CPU threads for the run,
+[`DEFAULT_THREADS`][mrs_numerics.cli.common.DEFAULT_THREADS] when not given.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from functools import partial
 from types import ModuleType
 
 from mrs_numerics._errors import InputError
+from mrs_numerics._launch import LauncherError, reported_elsewhere, single_process
 from mrs_numerics.cli import benchmark, codegen, degrade, models, restore, train, tune, verify
 from mrs_numerics.cli.common import (
     EXIT_FAILED,
@@ -60,19 +64,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = argv
+    command = args.command
     try:
+        if (note := single_process(command)) is not None:
+            sys.stderr.write(f"mrs-numerics {command}: {note}\n")
+            return 0
         with torch_threads(thread_count(args.threads)):
             return args.run(args)
     except InputError as error:
         message = error.for_command_line(partial(flag_of, parser, args))
-        sys.stderr.write(f"mrs-numerics {args.command}: error: {message}\n")
-        return EXIT_USAGE
+        return _report(command, "error", message, error, EXIT_USAGE)
+    except LauncherError as error:
+        return _report(command, "failed", str(error), error, error.status)
     except EXPECTED_ERRORS as error:
-        sys.stderr.write(f"mrs-numerics {args.command}: error: {error}\n")
-        return EXIT_USAGE
+        return _report(command, "error", str(error), error, EXIT_USAGE)
     except FAILED_RUNS as error:
-        sys.stderr.write(f"mrs-numerics {args.command}: failed: {error}\n")
-        return EXIT_FAILED
+        return _report(command, "failed", str(error), error, EXIT_FAILED)
+
+
+def _report(command: str, kind: str, message: str, error: BaseException, status: int) -> int:
+    """Print one line for ``error`` (unless another process of the job prints it); ``status``."""
+    if not reported_elsewhere(error):
+        sys.stderr.write(f"mrs-numerics {command}: {kind}: {message}\n")
+    return status
 
 
 def flag_of(parser: argparse.ArgumentParser, args: argparse.Namespace, dest: str) -> str | None:
