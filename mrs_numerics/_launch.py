@@ -2,14 +2,14 @@
 
 Usable from every layer, the command line included, without loading torch:
 
-- [`environment_world`][mrs_numerics._launch.environment_world]: (world, rank, local rank)
+- ``mrs_numerics._launch.environment_world``: (world, rank, local rank)
   from ``WORLD_SIZE``, ``RANK``, ``LOCAL_RANK``;
-- [`rendezvous_timeout`][mrs_numerics._launch.rendezvous_timeout]: how long the processes wait
+- ``mrs_numerics._launch.rendezvous_timeout``: how long the processes wait
   for each other to start (``MRS_NUMERICS_RENDEZVOUS_TIMEOUT``, seconds, default 60);
-- [`single_process`][mrs_numerics._launch.single_process]: the one rule for the commands that
+- ``mrs_numerics._launch.single_process``: the one rule for the commands that
   are not sharded (only ``restore`` and ``benchmark`` deal work to the processes): under
   ``WORLD_SIZE`` > 1 process 0 runs them and every other process exits at once with one line;
-- [`LauncherError`][mrs_numerics._launch.LauncherError] (with its exit status) and the mark
+- ``mrs_numerics._launch.LauncherError`` (with its exit status) and the mark
   that an error was already reported by another process, so that a failure shared by every
   process is printed once.
 """
@@ -110,13 +110,13 @@ def gather_timeout() -> float:
 def single_process(command: str) -> str | None:
     """The line a process other than 0 ends with when ``command`` is not sharded, else None.
 
-    A command outside [`SHARDED_COMMANDS`][mrs_numerics._launch.SHARDED_COMMANDS] run under
+    A command outside ``mrs_numerics._launch.SHARDED_COMMANDS`` run under
     ``torchrun`` (``WORLD_SIZE`` > 1) runs once, on process 0, with no process group (so it
     never waits for a peer); every other process gets this line and exits with status 0.
 
     Raises:
         ValueError: If the launcher environment is malformed
-            ([`environment_world`][mrs_numerics._launch.environment_world]).
+            (``mrs_numerics._launch.environment_world``).
     """
     if command in SHARDED_COMMANDS:
         return None

@@ -53,6 +53,7 @@ PUBLIC_MODULES = (
     "mrs_numerics.solvers.kdiffusion",
     "mrs_numerics.solvers.diffusers_scheduler",
     "mrs_numerics.solvers.protocols",
+    "mrs_numerics.solvers.instability",
     "mrs_numerics.imaging",
     "mrs_numerics.imaging.photos",
     "mrs_numerics.imaging.files",
@@ -122,6 +123,7 @@ NOT_PUBLIC_MODULES = (
     "mrs_numerics._moved",
     "mrs_numerics._warn",
     "mrs_numerics._checks",
+    "mrs_numerics._launch",
 )
 """Runtime modules without a reference page (the architecture page shows ``_moved.MOVED``;
 ``_warn`` and ``_checks`` are private helpers of every layer)."""

@@ -202,11 +202,11 @@ def test_a_failure_on_one_process_is_reported_once_and_the_others_finish(tmp_pat
 
 
 def test_launcher_errors_print_one_line_with_their_status(clean_launcher, capsys):
-    class Lost(LauncherError):
+    class LostError(LauncherError):
         pass
 
     def run(args):
-        raise Lost("process 1 of 2 ended without sending its results")
+        raise LostError("process 1 of 2 ended without sending its results")
 
     import mrs_numerics.cli.models as models
 

@@ -6,7 +6,7 @@ Expected failures (bad input, missing files) print one line on stderr and exit w
 without a traceback; a run that fails on valid input (NaN/Inf model output, a diverged sampler)
 prints one line and exits with status 1. Under ``torchrun`` only ``restore`` and ``benchmark``
 are sharded; every other command runs on process 0 alone
-([`single_process`][mrs_numerics._launch.single_process]). Every subcommand takes
+(``mrs_numerics._launch.single_process``). Every subcommand takes
 ``--threads N``: torch's CPU threads for the run,
 [`DEFAULT_THREADS`][mrs_numerics.cli.common.DEFAULT_THREADS] when not given.
 """

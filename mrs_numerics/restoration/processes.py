@@ -4,7 +4,7 @@ Under ``torchrun --nproc-per-node K`` every process runs the same command; the l
 ``WORLD_SIZE``, ``RANK`` and ``LOCAL_RANK``.
 [`processes`][mrs_numerics.restoration.processes.processes] joins them into one process group
 (gloo; on CUDA process r samples on ``cuda:LOCAL_RANK``) within a stated time
-([`rendezvous_timeout`][mrs_numerics._launch.rendezvous_timeout]) and hands out a
+(``mrs_numerics._launch.rendezvous_timeout``) and hands out a
 [`Processes`][mrs_numerics.restoration.processes.Processes]: work items, sorted, are dealt by
 index, item i to process i mod K
 ([`shard`][mrs_numerics.restoration.processes.Processes.shard]). Unlike torch's default
@@ -14,7 +14,7 @@ each output is written by the process that made it. Results meet once, at the en
 that gather with its failure, so the others finish their share and the failure is reported
 once, by the process it happened on. Without ``torchrun`` the same code runs as one process,
 with no process group. Commands that are not sharded run on process 0 only
-([`single_process`][mrs_numerics._launch.single_process]).
+(``mrs_numerics._launch.single_process``).
 """
 
 from __future__ import annotations
@@ -100,18 +100,18 @@ def processes(device: torch.device) -> Iterator[Processes]:
     Every path ends:
 
     - the processes wait for each other to start at most
-      [`rendezvous_timeout`][mrs_numerics._launch.rendezvous_timeout] seconds
+      ``mrs_numerics._launch.rendezvous_timeout`` seconds
       (``MRS_NUMERICS_RENDEZVOUS_TIMEOUT``, default 60), then
-      [`RendezvousTimeoutError`][mrs_numerics._launch.RendezvousTimeoutError] says what was waited
+      ``mrs_numerics._launch.RendezvousTimeoutError`` says what was waited
       for and what to do (a stale ``WORLD_SIZE`` with no peer no longer waits 30 minutes);
     - a body that raises on one process still joins the final
       [`gather`][mrs_numerics.restoration.processes.Processes.gather], with a failure mark, so
       the others finish their share and end with
-      [`PeerFailedError`][mrs_numerics._launch.PeerFailedError] marked as reported elsewhere
+      ``mrs_numerics._launch.PeerFailedError`` marked as reported elsewhere
       (the failing process reports its own error, once); an error every process raised alike
       (a refused input) is marked so on every process but 0;
     - a peer that dies ends the gather at once with one
-      [`PeerFailedError`][mrs_numerics._launch.PeerFailedError], never a collective's traceback.
+      ``mrs_numerics._launch.PeerFailedError``, never a collective's traceback.
 
     Args:
         device: The device asked for. Under ``torchrun`` a CUDA device without an index

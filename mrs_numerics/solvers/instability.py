@@ -105,8 +105,7 @@ INSTABILITIES: tuple[Instability, ...] = (
         ("mrs-ode-3-noise-unic",),
         8,
         NoiseFormCorrectorWarning,
-        "the third-order noise-form corrector stays more than 10 dB below the data form at "
-        "5-6 NFE",
+        "the third-order noise-form corrector stays more than 10 dB below the data form at 5-6 NFE",
         "use the data-form corrector (e.g. mrs-ode-2-data-unic), no corrector, or at least 8 "
         "network calls",
         "noise_corrector_denoise-data.md (uniform λ, 64², 2 seeds): fidelity 22.2 and 23.4 dB "
