@@ -55,6 +55,7 @@ PUBLIC_MODULES = (
     "mrs_numerics.solvers.kdiffusion",
     "mrs_numerics.solvers.diffusers_scheduler",
     "mrs_numerics.solvers.protocols",
+    "mrs_numerics.solvers.instability",
     "mrs_numerics.imaging",
     "mrs_numerics.imaging.photos",
     "mrs_numerics.imaging.files",
@@ -134,6 +135,7 @@ NOT_PUBLIC_MODULES = (
     "mrs_numerics._errors",
     "mrs_numerics._files",
     "mrs_numerics._interrupts",
+    "mrs_numerics._launch",
 )
 """Runtime modules without a reference page (the architecture page shows ``_moved.MOVED``;
 ``_warn``, ``_checks``, ``_errors``, ``_files`` and ``_interrupts`` are private helpers of every

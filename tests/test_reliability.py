@@ -28,6 +28,7 @@ from mrs_numerics.solvers.engine import (
     diverged,
     non_finite,
 )
+from mrs_numerics.solvers.instability import NoiseFormSDEWarning
 from mrs_numerics.verification import studies
 from mrs_numerics.verification.oracles import GaussianData
 
@@ -51,7 +52,7 @@ def _sampler(solver="mrs-ode-2-data", **options):
 
 def _noise_sde(steps, **kwargs):
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="a noise-form SDE")
+        warnings.simplefilter("ignore", NoiseFormSDEWarning)
         return _sampler("mrs-sde-1-noise").sample(PROBLEM.data, PROBLEM.mu, steps=steps, **kwargs)
 
 
@@ -85,8 +86,8 @@ CASES = {
     ),
     "a noise-form SDE below 20 steps warns": Case(
         lambda: _sampler("mrs-sde-2-noise").plan(19),
-        r"noise-form SDE with 19 steps \(< 20\)",
-        warning=UserWarning,
+        r"mrs-sde-2-noise with 19 network calls \(< 20\)",
+        warning=NoiseFormSDEWarning,
     ),
     "max_sigma in pixel units warns with the conversion": Case(
         lambda: schedules.cosine(max_sigma=50),

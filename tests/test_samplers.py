@@ -10,6 +10,7 @@ import torch
 
 from mrs_numerics import MRSampler, schedules
 from mrs_numerics.solvers.engine import NonFiniteError
+from mrs_numerics.solvers.instability import NoiseFormSDEWarning
 from mrs_numerics.solvers.options import Thresholding
 from mrs_numerics.verification.oracles import GaussianData
 
@@ -289,7 +290,7 @@ def test_bad_input_gets_clear_errors():
 def test_noise_form_sde_at_low_nfe_warns():
     problem = GaussianData.random(SCHEDULE)
     sampler = MRSampler(SCHEDULE, "sde", 1, "noise", "data")
-    warned = pytest.warns(UserWarning, match="known to diverge at low NFE")
+    warned = pytest.warns(NoiseFormSDEWarning, match="mrs-sde-1-noise with 4 network calls")
     with warned, contextlib.suppress(NonFiniteError):
         sampler.sample(problem.data, problem.mu, steps=4)
     with warnings.catch_warnings():

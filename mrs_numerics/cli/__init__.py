@@ -18,6 +18,8 @@ Exit statuses (each failure is one line on stderr, never a traceback):
 - **130** ([`EXIT_INTERRUPTED`][mrs_numerics.cli.common.EXIT_INTERRUPTED]): stopped by Ctrl-C;
   128 + the signal's number for a signal (SIGTERM: 143). The line says what was written and
   what was not; no partial file is left under an output's name.
+Under ``torchrun`` only ``restore`` and ``benchmark`` are sharded; every other command runs on
+process 0 alone (``mrs_numerics._launch.single_process``).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from types import ModuleType
 
 from mrs_numerics._errors import InputError
 from mrs_numerics._interrupts import as_interrupted, signals_interrupt
+from mrs_numerics._launch import LauncherError, reported_elsewhere, single_process
 from mrs_numerics.cli import (
     benchmark,
     codegen,
@@ -85,7 +88,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = argv
+    command = args.command
     try:
+        if (note := single_process(command)) is not None:
+            sys.stderr.write(f"mrs-numerics {command}: {note}\n")
+            return 0
         with signals_interrupt(), torch_threads(thread_count(args.threads)):
             return args.run(args)
     except KeyboardInterrupt as error:
@@ -98,14 +105,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return stopped.exit_status
     except InputError as error:
         message = error.for_command_line(partial(flag_of, parser, args))
-        sys.stderr.write(f"mrs-numerics {args.command}: error: {message}\n")
-        return EXIT_USAGE
+        return _report(command, "error", message, error, EXIT_USAGE)
+    except LauncherError as error:
+        return _report(command, "failed", str(error), error, error.status)
     except EXPECTED_ERRORS as error:
-        sys.stderr.write(f"mrs-numerics {args.command}: error: {error}\n")
-        return EXIT_USAGE
+        return _report(command, "error", str(error), error, EXIT_USAGE)
     except FAILED_RUNS as error:
-        sys.stderr.write(f"mrs-numerics {args.command}: failed: {error}\n")
-        return EXIT_FAILED
+        return _report(command, "failed", str(error), error, EXIT_FAILED)
+
+
+def _report(command: str, kind: str, message: str, error: BaseException, status: int) -> int:
+    """Print one line for ``error`` (unless another process of the job prints it); ``status``."""
+    if not reported_elsewhere(error):
+        sys.stderr.write(f"mrs-numerics {command}: {kind}: {message}\n")
+    return status
 
 
 def flag_of(parser: argparse.ArgumentParser, args: argparse.Namespace, dest: str) -> str | None:

@@ -16,6 +16,8 @@
   [`presets`][mrs_numerics.solvers.presets] (the official MRS settings),
   [`kdiffusion`][mrs_numerics.solvers.kdiffusion] (k-diffusion's calling convention: EDM
   coordinates, ``sample_mrs``, ``MRDenoiser``);
+- [`instability`][mrs_numerics.solvers.instability] (the measured unstable (solver, NFE)
+  ranges and their [`InstabilityWarning`][mrs_numerics.solvers.instability.InstabilityWarning]);
 - the interfaces a sampler calls: [`Model`][mrs_numerics.solvers.protocols.Model],
   [`NoiseSource`][mrs_numerics.solvers.protocols.NoiseSource].
 """
@@ -28,6 +30,7 @@ from mrs_numerics.solvers.baselines import BASELINE_IDS, BaselineSampler
 from mrs_numerics.solvers.brownian import CoupledBrownian, family_for, nested_grid
 from mrs_numerics.solvers.engine import NonFiniteError, Plan, SampleResult
 from mrs_numerics.solvers.factory import make_sampler
+from mrs_numerics.solvers.instability import INSTABILITIES, InstabilityWarning
 from mrs_numerics.solvers.kdiffusion import MRDenoiser, sample_mrs
 from mrs_numerics.solvers.mr_sampler import MRSampler
 from mrs_numerics.solvers.options import SamplerOptions, Thresholding
@@ -43,11 +46,13 @@ from mrs_numerics.solvers.registry import (
 
 __all__ = [
     "BASELINE_IDS",
+    "INSTABILITIES",
     "ORDERS",
     "SOLVERS",
     "BaselineSampler",
     "CoupledBrownian",
     "IRSDEAdapter",
+    "InstabilityWarning",
     "MRDenoiser",
     "MRSampler",
     "Model",

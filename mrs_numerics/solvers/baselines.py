@@ -21,6 +21,7 @@ from mrs_numerics._generated.baselines_registry import BASELINES
 from mrs_numerics.schedules.protocol import Schedule
 from mrs_numerics.solvers.base import SamplerBase
 from mrs_numerics.solvers.engine import Evaluation, Plan, Stage, Step
+from mrs_numerics.solvers.instability import warn_if_unstable
 from mrs_numerics.solvers.kernels import CoefficientBatch
 from mrs_numerics.solvers.options import SamplerOptions, Thresholding
 from mrs_numerics.solvers.protocols import NoiseSource
@@ -139,4 +140,6 @@ class BaselineSampler(SamplerBase):
         for step in plan_steps:
             for stage in step.stages:
                 stage.coefficients = batch.resolve(stage.coefficients)
-        return Plan(times, plan_steps, 0, self.info.prediction, float(sched.max_sigma))
+        plan = Plan(times, plan_steps, 0, self.info.prediction, float(sched.max_sigma))
+        warn_if_unstable(self.solver_id, plan)
+        return plan

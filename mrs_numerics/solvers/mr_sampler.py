@@ -47,11 +47,11 @@ from fractions import Fraction
 
 import torch
 
-from mrs_numerics._warn import warn
 from mrs_numerics.schedules.protocol import Schedule
 from mrs_numerics.solvers import registry
 from mrs_numerics.solvers.base import SamplerBase
 from mrs_numerics.solvers.engine import Evaluation, Plan, Stage, Step, cast_coefficients
+from mrs_numerics.solvers.instability import warn_if_unstable
 from mrs_numerics.solvers.kernels import (
     CoefficientBatch,
     PendingCoefficients,
@@ -85,11 +85,6 @@ SINGLESTEP_START_PARAMETERS = {"r": 0.5, "r1": 1 / 3}
 """Free stage positions of the singlestep starts, as fractions of the first λ-interval: the
 second-order start calls the model at the λ-midpoint (r = 1/2); the third-order start (corrected
 order 4) at r₁ = 1/3 and at r₂ = 2/3, which its order proof fixes (as in DPM-Solver-3)."""
-NOISE_SDE_WARN_BELOW = 20
-"""A noise-form SDE below this many steps warns. Measured (``benchmark quality``, denoise-data,
-64², 3 seeds): mrs-sde-1-noise diverges at 3–5 NFE (26.3 dB fidelity at 10), mrs-sde-2-noise
-also at 10; at 20 NFE both are finite and comparable to the data form (37.7 and 32.1 dB against
-34.6 dB for mrs-sde-1-data)."""
 
 
 class MRSampler(SamplerBase):
@@ -238,12 +233,6 @@ class MRSampler(SamplerBase):
         """Compile a run: grid, per-step updates and their float64 coefficients (cast to dtype)."""
         times = self.resolve_times(steps, timesteps)
         n = times.numel() - 1
-        if self.method == "sde" and self.solver_prediction == "noise" and n < NOISE_SDE_WARN_BELOW:
-            warn(
-                f"a noise-form SDE with {n} steps (< {NOISE_SDE_WARN_BELOW}): this solver is known "
-                "to diverge at low NFE even with an exact model; prefer "
-                "solver_prediction='data'"
-            )
         sched = self.schedule
         lams = sched.lam(times).tolist()
         alphas, sigmas = sched.alpha(times).tolist(), sched.sigma(times).tolist()
@@ -278,7 +267,7 @@ class MRSampler(SamplerBase):
                     stage.coefficients = batch.resolve(stage.coefficients)
                 else:
                     stage.coefficients = cast_coefficients(stage.coefficients, dtype, device)
-        return Plan(
+        plan = Plan(
             times,
             steps_out,
             self.order - 1,
@@ -286,6 +275,8 @@ class MRSampler(SamplerBase):
             float(sched.max_sigma),
             self.final_evaluation(times),
         )
+        warn_if_unstable(self.solver_id, plan)
+        return plan
 
     def _start_stages(self, batch, i, order, times, lams, alphas, sigmas):
         """The singlestep start: its intermediate stages call the model inside the first step.

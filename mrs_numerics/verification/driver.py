@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 from mrs_numerics import schedules
 from mrs_numerics.schedules.protocol import Schedule
 from mrs_numerics.solvers.factory import make_sampler
+from mrs_numerics.solvers.instability import InstabilityWarning
 from mrs_numerics.solvers.protocols import Model
 from mrs_numerics.solvers.registry import SOLVERS
 from mrs_numerics.verification import studies as conv
@@ -385,7 +386,7 @@ def run_verification(
             warnings.catch_warnings(),
             tqdm(total=total, disable=not progress, desc="verify") as bar,
         ):
-            warnings.filterwarnings("ignore", message="a noise-form SDE", category=UserWarning)
+            warnings.simplefilter("ignore", InstabilityWarning)  # ladders start coarse
             for problem in problems:
                 bar.set_postfix_str(f"{problem}: ODE global")
                 results += ode_results(problem, schedule, spec, solvers, bar.update)

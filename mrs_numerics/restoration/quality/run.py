@@ -93,13 +93,13 @@ from mrs_numerics.solvers.base import prior_sample
 from mrs_numerics.solvers.brownian import MATCH_RTOL, CoupledBrownian, family_for, nested_grid
 from mrs_numerics.solvers.engine import DivergenceError, NonFiniteError, Plan
 from mrs_numerics.solvers.factory import make_sampler
+from mrs_numerics.solvers.instability import InstabilityWarning
 from mrs_numerics.solvers.protocols import NoiseSource
 
 ODE_REFERENCE_SOLVER = "mrs-ode-3-data"
 """Solver of the PF-ODE reference."""
 SDE_REFERENCE_SOLVER = "mrs-sde-1-data"
 """Solver of the fine coupled SDE reference."""
-_NOISE_SDE_WARNING = "a noise-form SDE"
 
 
 @dataclass
@@ -468,7 +468,7 @@ def _timed_run(sampler, model, batch: SeedInputs, run: PlannedRun, path, tally: 
     mu, x_T = batch.mu, batch.x_start
     # compile the plan before the clock starts: seconds measure sampling, not coefficients
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=_NOISE_SDE_WARNING, category=UserWarning)
+        warnings.simplefilter("ignore", InstabilityWarning)  # the ladder measures them
         plan = sampler.prepare(
             timesteps=_run_times(sampler, run), device=mu.device, dtype=x_T.dtype
         )
