@@ -4,7 +4,7 @@ k-diffusion is installed by the test set-up (the Makefile's install step) with
 ``pip install --no-deps k-diffusion==0.1.1.post1``, never as a package extra: its declared
 dependencies pull torchvision, which does not import beside this torch, and could replace the
 CPU torch. Its package ``__init__`` imports every submodule (and so torchvision), so it is never
-imported: [`load`][tests.kdiffusion_sampling.load] executes the installed file
+imported: ``load`` executes the installed file
 ``k_diffusion/sampling.py`` by itself, after putting in ``sys.modules`` what that file imports:
 
 - ``scipy.integrate`` (``sample_lms``'s coefficients) and ``tqdm.auto`` (progress bars): the real

@@ -2,7 +2,7 @@
 which real k-diffusion sampler equals which MR Sampler id.
 
 The equality tests run k-diffusion 0.1.1.post1's own samplers (its ``sampling`` module loaded
-alone by [`tests.kdiffusion_sampling`][tests.kdiffusion_sampling], which says how) through
+alone by ``tests.kdiffusion_sampling``, which says how) through
 ``MRDenoiser`` on the exact Gaussian-mixture oracle in float64, against the MR Sampler on the same
 grid from the same start with the same standard normals. Each row of the table in
 ``docs/interfaces.md`` (section k-diffusion) is one case here.
@@ -302,7 +302,7 @@ def test_dpmpp_2m_is_the_midpoint_weighting_both_second_order(k_sampling):
     b = midpoint(k_sampling, denoiser, x_e, sigmas, {"mu": MU}, lambda s, sn: 0 * x_e)
     torch.testing.assert_close(a, b, rtol=0, atol=1e-13)
     gaps = [_compare(lambda *a: two_m(k_sampling, *a), "mrs-ode-2-data", n) for n in (16, 32, 64)]
-    assert all(3.0 < coarse / fine < 5.0 for coarse, fine in itertools.pairwise(gaps)), gaps
+    assert all(3.0 < coarse / fine < 6.0 for coarse, fine in itertools.pairwise(gaps)), gaps
 
 
 def test_dpmpp_3m_starts_as_the_warmup_and_differs_from_the_third_order_term_on(k_sampling):

@@ -255,8 +255,8 @@ def test_a_noise_source_is_asked_once_per_step_for_the_steps_interval(solver):
 def test_the_tolerance_covers_k_diffusions_float32_sigma_lists(k_sampling, ramp):
     """``get_sigmas_karras`` and ``get_sigmas_exponential`` compute in float32 (``pow`` with
     ρ = 7, ``exp`` of a ``log``): their first σ_e exceeds the σ_max they were given by more than
-    the rounding of one value (2⁻²⁴) on some of these schedules, and stays inside the stated
-    2⁻²⁰ on all."""
+    the rounding of one value (2⁻²⁴; ``exp(log(58.8228))`` by 2.2e-7) on some of these
+    schedules, and stays inside the stated 2⁻²⁰ on all."""
     excess = []
     for schedule in _schedules(ramp).values():
         largest = sigma_range(schedule)[1]

@@ -18,9 +18,15 @@ schedule is e^{−λ(t_max)} (≈ 39 for the built-in ones, where α(t_max) = 0.
   called the k-diffusion way, ``sample_mrs(model, x, sigmas, extra_args, callback, disable)``,
   on a denoiser and EDM coordinates;
 - [`sigmas_from_times`][mrs_numerics.solvers.kdiffusion.sigmas_from_times] and
-  [`times_from_sigmas`][mrs_numerics.solvers.kdiffusion.times_from_sigmas] convert grids.
+  [`times_from_sigmas`][mrs_numerics.solvers.kdiffusion.times_from_sigmas] convert grids;
+  a σ_e must lie in the schedule's [`sigma_range`][mrs_numerics.solvers.kdiffusion.sigma_range],
+  up to the round-off of its dtype
+  ([`sigma_tolerance`][mrs_numerics.solvers.kdiffusion.sigma_tolerance]), so a schedule's own
+  ends are accepted in float64, float32 and bfloat16 alike.
 
-The package does not depend on ``k-diffusion`` (it needs torchvision); it follows its convention:
+The package does not depend on ``k-diffusion`` (its package imports torchvision); it follows its
+convention, and the tests compare k-diffusion 0.1.1.post1's own samplers with the MR Sampler
+(which equals which: ``docs/interfaces.md``, section k-diffusion):
 ``sigmas`` decreasing, usually ending at 0, ``model(x, sigma * s_in, **extra_args)`` returning
 the denoised image, ``callback({"x", "i", "sigma", "sigma_hat", "denoised"})`` before each step's
 update, ``disable`` for the progress bar.
@@ -41,9 +47,10 @@ from mrs_numerics.solvers.registry import SOLVERS
 
 FLOAT32_RTOL = 2.0**-20
 """The least round-off tolerance of σ_e, 8 float32 ulps (≈ 9.5e-7), for every dtype: a σ_e
-computed in float32 by a few operations (k-diffusion's ``get_sigmas_karras`` raises to the power
-ρ = 7) is off by a few ulps, and k-diffusion builds its σ lists in float32 (torch's default
-dtype) even for a float64 run, whose samplers then pass them on as float64."""
+computed in float32 by a few operations is off by a few ulps (k-diffusion's
+``get_sigmas_exponential`` gives ``exp(log(58.82279))`` 2.2e-7 too large), and k-diffusion
+builds its σ lists in float32 (torch's default dtype) even for a float64 run, whose samplers
+then pass them on as float64."""
 
 SIGMA_RTOL: dict[torch.dtype, float] = {torch.float16: 2.0**-9, torch.bfloat16: 2.0**-7}
 """The tolerance of the dtypes coarser than float32: float16 2⁻⁹ (2 ulps), bfloat16 2⁻⁷ (1 ulp,
@@ -134,7 +141,7 @@ def _dtype_name(dtype: torch.dtype | None) -> str:
     return str(dtype if dtype is not None else torch.float64).removeprefix("torch.")
 
 
-def coarser(first: torch.dtype, second: torch.dtype) -> torch.dtype:
+def _coarser(first: torch.dtype, second: torch.dtype) -> torch.dtype:
     """The dtype of the two with the larger round-off tolerance (``SIGMA_RTOL``)."""
     return first if sigma_tolerance(first) >= sigma_tolerance(second) else second
 
@@ -190,7 +197,7 @@ class MRDenoiser:
                 f"{sigmas.numel()} values"
             )
         sigmas = sigmas.expand(batch) if sigmas.numel() == 1 else sigmas
-        dtype = coarser(given, x_e.dtype)
+        dtype = _coarser(given, x_e.dtype)
         t = times_from_sigmas(self.schedule, sigmas.cpu(), dtype=dtype).to(x_e.device)
         shape = (batch,) + (1,) * (x_e.dim() - 1)
         alpha = self.schedule.alpha(t).to(x_e.dtype).reshape(shape)
@@ -274,12 +281,20 @@ def sample_mrs(
         schedule: The MR schedule (it maps σ_e to t).
         solver: A solver id of the registry.
         noise_sampler: For SDE solvers, ``noise_sampler(sigma, sigma_next)`` → standard
-            normals shaped like x (k-diffusion's convention); default: drawn from ``generator``.
+            normals shaped like x (k-diffusion's convention), asked once per step for its
+            interval; which Gaussian a draw stands for in each solver family is in
+            [`NoiseSource`][mrs_numerics.solvers.protocols.NoiseSource]. Default: drawn from
+            ``generator``.
         generator: The generator of the SDE noise when no ``noise_sampler`` is given.
         **solver_options: Options of the sampler (e.g. ``start``, ``lower_order_final``).
 
     Returns:
         x_e at ``sigmas[-1]``.
+
+    Raises:
+        InputError: Without ``extra_args["mu"]``; for ``sigmas`` that are not a strictly
+            decreasing 1-D list of at least 2 values (``check_sigmas``), that end at 0 with a
+            noise-form ``solver``, or that leave the schedule's range (``times_from_sigmas``).
     """
     extra_args = dict(extra_args or {})
     if "mu" not in extra_args:
@@ -287,7 +302,7 @@ def sample_mrs(
     mu = extra_args["mu"]
     given = sigmas.dtype if isinstance(sigmas, torch.Tensor) else torch.float64
     check_sigmas(sigmas, solver)
-    times = times_from_sigmas(schedule, sigmas, dtype=coarser(given, x.dtype))
+    times = times_from_sigmas(schedule, sigmas, dtype=_coarser(given, x.dtype))
     sampler = make_sampler(solver, schedule, "data", **solver_options)
     form = sampler.prepare(timesteps=times, device=mu.device, dtype=mu.dtype).output_prediction
     alphas = schedule.alpha(times)
