@@ -184,6 +184,8 @@ def test_sigma_zero_on_a_schedule_that_never_reaches_it_names_its_end():
 def test_negative_or_non_finite_sigmas_are_refused(bad):
     with pytest.raises(InputError, match="sigmas must be finite and ≥ 0"):
         times_from_sigmas(schedules.cosine(), torch.tensor([1.0, bad]))
+    with pytest.raises(InputError, match="sigmas is empty"):
+        times_from_sigmas(schedules.cosine(), torch.tensor([]))
 
 
 def test_the_denoiser_needs_mu_and_one_sigma_or_one_per_sample():

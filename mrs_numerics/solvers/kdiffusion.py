@@ -109,6 +109,8 @@ def times_from_sigmas(schedule: Schedule, sigmas, *, dtype: torch.dtype | None =
         dtype = sigmas.dtype
     rtol = sigma_tolerance(dtype)
     sigmas = torch.as_tensor(sigmas, dtype=torch.float64)
+    if sigmas.numel() == 0:
+        raise InputError("sigmas is empty: give at least one noise level σ_e")
     if not bool(torch.isfinite(sigmas).all()) or bool((sigmas < 0).any()):
         raise InputError(f"sigmas must be finite and ≥ 0, got {sigmas.tolist()}")
     t_min, t_max = float(schedule.t_min), float(schedule.t_max)
