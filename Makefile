@@ -24,6 +24,10 @@ $(STAMP): $(PY) pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
 	$(PY) -m pip install --quiet -e ".[test,docs,notebooks,diffusers]"
+	# k-diffusion for the equality tests (tests/kdiffusion_sampling.py loads its sampling
+	# module alone); --no-deps: its declared dependencies pull torchvision, which does not
+	# import beside this torch, and could replace the CPU torch.
+	$(PY) -m pip install --quiet --no-deps "k-diffusion==0.1.1.post1"
 	touch $(STAMP)
 
 install: $(STAMP)
