@@ -52,6 +52,7 @@ PUBLIC_MODULES = (
     "mrs_numerics.solvers.presets",
     "mrs_numerics.solvers.kdiffusion",
     "mrs_numerics.solvers.diffusers_scheduler",
+    "mrs_numerics.solvers.diffusers_config",
     "mrs_numerics.solvers.protocols",
     "mrs_numerics.imaging",
     "mrs_numerics.imaging.photos",

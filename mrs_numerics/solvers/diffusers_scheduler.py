@@ -76,7 +76,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Generator
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
@@ -168,7 +168,7 @@ class MRSamplerScheduler(SchedulerMixin, ConfigMixin):
     """
 
     config_name = SchedulerMixin.config_name  # type: ignore[assignment]
-    _compatibles: ClassVar[list[str]] = list(diffusers_config.SOURCES)
+    _compatibles = list(diffusers_config.SOURCES)  # noqa: RUF012 (diffusers' own attribute)
     order = 1
 
     @register_to_config
