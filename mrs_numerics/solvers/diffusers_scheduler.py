@@ -84,7 +84,7 @@ from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
 from mrs_numerics import schedules
 from mrs_numerics._checks import integer
-from mrs_numerics._errors import Advice, InputError
+from mrs_numerics._errors import InputError
 from mrs_numerics.schedules import grids
 from mrs_numerics.schedules.protocol import Schedule
 from mrs_numerics.solvers import diffusers_config, parameterization
@@ -400,8 +400,8 @@ class MRSamplerScheduler(SchedulerMixin, ConfigMixin):
         """
         if mu is None:
             raise InputError(
-                "add_noise needs the condition mu (the MR process reverts to μ)",
-                advice=Advice("mu", "<the degraded image>"),
+                "add_noise needs the condition mu= (the degraded image: the MR process "
+                "reverts to μ)"
             )
         like = original_samples
         for name, value in (("noise", noise), ("mu", mu)):
@@ -468,8 +468,7 @@ class MRSamplerScheduler(SchedulerMixin, ConfigMixin):
         """
         if mu is None:
             raise InputError(
-                "step needs the condition mu (the MR process reverts to μ)",
-                advice=Advice("mu", "<the degraded image>"),
+                "step needs the condition mu= (the degraded image: the MR process reverts to μ)"
             )
         self._require_plan()
         assert self.timesteps is not None
