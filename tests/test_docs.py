@@ -54,6 +54,7 @@ PUBLIC_MODULES = (
     "mrs_numerics.solvers.presets",
     "mrs_numerics.solvers.kdiffusion",
     "mrs_numerics.solvers.diffusers_scheduler",
+    "mrs_numerics.solvers.diffusers_config",
     "mrs_numerics.solvers.protocols",
     "mrs_numerics.solvers.instability",
     "mrs_numerics.imaging",
