@@ -491,3 +491,27 @@ def test_the_tests_a_docs_page_cites_exist():
     for file, name in cited:
         source = (tests / file).read_text()
         assert re.search(rf"^def {name}\(", source, re.M), f"docs/datasets.md cites {file}::{name}"
+
+
+def _misuse_rows() -> list[list[str]]:
+    """The cells of every case row of ``docs/misuse.md`` (header and rule rows left out)."""
+    rows = []
+    for line in (ROOT / "docs" / "misuse.md").read_text().splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if line.startswith("| ") and len(cells) == 4 and cells[0] not in ("#", "---"):
+            rows.append(cells)
+    return rows
+
+
+def test_the_misuse_table_holds_at_least_120_cases_each_held_by_a_test_that_exists():
+    rows = _misuse_rows()
+    assert len(rows) >= 120
+    tests = Path(__file__).resolve().parent
+    for number, _, outcome, test in rows:
+        cited = _cited_tests(test)
+        assert outcome and cited, f"misuse row {number} names no outcome or no test"
+        for file, name in cited:
+            source = (tests / Path(file).name).read_text()
+            assert re.search(rf"^(async )?def {name}\(", source, re.M), (
+                f"docs/misuse.md row {number} cites {file}::{name}, which does not exist"
+            )
