@@ -76,13 +76,19 @@ def as_interrupted(error: KeyboardInterrupt) -> Interrupted:
     return error if isinstance(error, Interrupted) else Interrupted()
 
 
-_deferral = {"depth": 0, "pending": None}
-"""The state of ``deferred``: how deep, and a signal held."""
+class _Deferral:
+    """The state of ``deferred``: how deep, and the signal held (None: none)."""
+
+    depth = 0
+    pending: int | None = None
+
+
+_deferral = _Deferral()
 
 
 def _raise_interrupted(signal_number: int, frame) -> None:
-    if _deferral["depth"]:
-        _deferral["pending"] = _deferral["pending"] or signal_number
+    if _deferral.depth:
+        _deferral.pending = _deferral.pending or signal_number
         return
     raise Interrupted(signal_number=signal_number)
 
@@ -96,14 +102,14 @@ def deferred() -> Iterator[None]:
     calls pending. Only signals handled by ``signals_interrupt`` are held. A generator
     may yield inside the body: the hold then lasts until the consumer asks for the next item.
     """
-    _deferral["depth"] += 1
+    _deferral.depth += 1
     try:
         yield
     finally:
-        _deferral["depth"] -= 1
-        held = _deferral["pending"]
-        if not _deferral["depth"] and held is not None:
-            _deferral["pending"] = None
+        _deferral.depth -= 1
+        held = _deferral.pending
+        if not _deferral.depth and held is not None:
+            _deferral.pending = None
             raise Interrupted(signal_number=held)
 
 
