@@ -44,8 +44,12 @@ class Advice:
         return f"pass {shown}" + (f" {self.purpose}" if self.purpose else "")
 
 
-class InputError(ValueError):
-    """Bad input to a library call or a command; one line, with advice where there is a fix.
+class AdvisedError(Exception):
+    """An error whose message can end with advice, in Python's terms or the command line's.
+
+    A base for the package's errors (bad input, a failed run) whose fix is a parameter; mixed
+    in before the standard exception class they also are (``ValueError``,
+    ``FloatingPointError``, …).
 
     Args:
         message: What was wrong and what is allowed.
@@ -81,3 +85,14 @@ class InputError(ValueError):
             if flag is not None:
                 sentences.append(advice.for_command_line(flag))
         return "; ".join([self.message, ", or ".join(sentences)]) if sentences else self.message
+
+
+class InputError(AdvisedError, ValueError):
+    """Bad input to a library call or a command; one line, with advice where there is a fix."""
+
+
+def command_line_message(error: BaseException, flag_of: Callable[[str], str | None]) -> str:
+    """``error``'s message with command-line advice where it has any (else ``str(error)``)."""
+    if isinstance(error, AdvisedError):
+        return error.for_command_line(flag_of)
+    return str(error)

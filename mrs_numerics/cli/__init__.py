@@ -25,12 +25,14 @@ process 0 alone (``mrs_numerics._launch.single_process``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 from functools import partial
 from types import ModuleType
 
-from mrs_numerics._errors import InputError
+from mrs_numerics._errors import InputError, command_line_message
 from mrs_numerics._interrupts import as_interrupted, signals_interrupt
 from mrs_numerics._launch import LauncherError, reported_elsewhere, single_process
 from mrs_numerics.cli import (
@@ -88,12 +90,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = argv
+    args.flag_of = partial(flag_of, parser, args)
     command = args.command
     try:
         if (note := single_process(command)) is not None:
             sys.stderr.write(f"mrs-numerics {command}: {note}\n")
             return 0
-        with signals_interrupt(), torch_threads(thread_count(args.threads)):
+        with (
+            signals_interrupt(),
+            one_line_warnings(command),
+            torch_threads(thread_count(args.threads)),
+        ):
             return args.run(args)
     except KeyboardInterrupt as error:
         stopped = as_interrupted(error)
@@ -111,7 +118,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EXPECTED_ERRORS as error:
         return _report(command, "error", str(error), error, EXIT_USAGE)
     except FAILED_RUNS as error:
-        return _report(command, "failed", str(error), error, EXIT_FAILED)
+        message = command_line_message(error, args.flag_of)
+        return _report(command, "failed", message, error, EXIT_FAILED)
+
+
+@contextlib.contextmanager
+def one_line_warnings(command: str) -> Iterator[None]:
+    """Within the body, a warning prints as one line, ``mrs-numerics COMMAND: warning: …``.
+
+    Python's own format (file, line and source line of the warning) points into the package,
+    which says nothing to a command-line user; the warning's class is kept in brackets so that
+    it can still be looked up (e.g. ``InstabilityWarning`` subclasses, ``GridTransferWarning``).
+    Filters (``-W``, ``PYTHONWARNINGS``) apply as before.
+    """
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        stream = sys.stderr if file is None else file
+        stream.write(f"mrs-numerics {command}: warning: {message} [{category.__name__}]\n")
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
 
 
 def _report(command: str, kind: str, message: str, error: BaseException, status: int) -> int:

@@ -10,6 +10,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from mrs_numerics._errors import command_line_message
 from mrs_numerics.cli.common import (
     EXIT_FAILED,
     add_checkpoint_options,
@@ -192,7 +193,7 @@ def run(args: argparse.Namespace) -> int:
             for outcome in outcomes:
                 record.record(outcome)
                 mine.append(outcome)
-                _outcome_line(outcome, progress)
+                _outcome_line(outcome, progress, args.flag_of)
             gathered = group.gather([] if group.main else mine)
             if group.main:  # the other processes' images, for the manifest
                 for outcome in (outcome for others in gathered[1:] for outcome in others):
@@ -253,10 +254,10 @@ def manifest_settings(args: argparse.Namespace, network: Network, chosen, tiling
     return manifest.run_settings(chosen, identity, tiling, args.seed, record)
 
 
-def _outcome_line(outcome, progress: bool) -> None:
+def _outcome_line(outcome, progress: bool, flag_of) -> None:
     """The line of one finished image: its paths, a warning, or why it failed."""
     if outcome.failure:
-        _line(f"mrs-numerics restore: failed: {_failure(outcome)}", progress, True)
+        _line(f"mrs-numerics restore: failed: {_failure(outcome, flag_of)}", progress, True)
         return
     if outcome.warning:
         warning = f"{outcome.job.source}: {outcome.warning}"
@@ -396,9 +397,10 @@ def restore_batch(
     return restored, 1 if tiles is None else len(tiles)
 
 
-def _failure(outcome) -> str:
-    """A failed image's line: its file and the error, with the command's option named."""
-    message = outcome.failure.replace("pass allow_divergence=True", "--allow-divergence writes it")
+def _failure(outcome, flag_of) -> str:
+    """A failed image's line: its file and the error, with the command's flags as advice."""
+    error = outcome.error
+    message = outcome.failure if error is None else command_line_message(error, flag_of)
     return f"{outcome.job.source}: {message}"
 
 

@@ -43,6 +43,7 @@ from mrs_numerics._interrupts import as_interrupted, deferred
 from mrs_numerics.imaging.files import check_image_file, read_image, write_image
 from mrs_numerics.restoration.manifest import Manifest, differences, file_sha256
 from mrs_numerics.restoration.paths import shown
+from mrs_numerics.solvers.engine import DivergenceWarning
 
 SEED_BITS = 63
 """Image seeds are integers in [0, 2⁶³): torch generators take any 64-bit seed."""
@@ -110,14 +111,16 @@ class Outcome:
     Attributes:
         job: The job.
         tiles: The tiles it was restored in (1: untiled).
-        failure: Why it failed (empty: written).
+        failure: Why it failed (empty: written), with Python advice where it has any.
         warning: A warning about the written image (a divergence allowed), or empty.
+        error: The exception it failed with, if any (its advice, for the command line's).
     """
 
     job: ImageJob
     tiles: int = 1
     failure: str = ""
     warning: str = ""
+    error: BaseException | None = None
 
 
 def restore_jobs(
@@ -187,7 +190,7 @@ def _run_batch(
             yield from _run_batch(run, [item], overwrite)
         return
     if failure is not None:
-        yield Outcome(jobs[0], failure=str(failure))
+        yield Outcome(jobs[0], failure=str(failure), error=failure)
         return
     for job, image in zip(jobs, restored, strict=True):
         # a signal between writing the image and the consumer recording it waits for both
@@ -202,19 +205,30 @@ def _run_batch(
 
 
 def _attempt(run: BatchRun, images: torch.Tensor, jobs: list[ImageJob]):
-    """(restored, tiles, divergence warning text) of one run; other warnings pass through."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        restored, tiles = run(images, jobs)
-    diverged = ""
+    """(restored, tiles, divergence warning text) of one run; other warnings pass through, also
+    when the run fails (a measured instability's warning explains the failure that follows)."""
+    caught: list[warnings.WarningMessage] = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            restored, tiles = run(images, jobs)
+    finally:
+        diverged = _pass_on(caught)
+    return restored, tiles, diverged
+
+
+def _pass_on(caught: list[warnings.WarningMessage]) -> str:
+    """Re-issue the caught warnings (each once) but a divergence's; return that one's text."""
+    diverged, seen = "", set()
     for warning in caught:
-        if issubclass(warning.category, RuntimeWarning) and "diverged" in str(warning.message):
+        if issubclass(warning.category, DivergenceWarning):
             diverged = str(warning.message)
-        else:
+        elif (warning.category, str(warning.message)) not in seen:
+            seen.add((warning.category, str(warning.message)))
             warnings.warn_explicit(
                 warning.message, warning.category, warning.filename, warning.lineno
             )
-    return restored, tiles, diverged
+    return diverged
 
 
 def check_inputs(jobs: Sequence[ImageJob]) -> None:

@@ -56,6 +56,7 @@ from dataclasses import dataclass, field
 import torch
 from tqdm.auto import tqdm
 
+from mrs_numerics._errors import Advice, AdvisedError
 from mrs_numerics._generated.types import StepCoefficients
 from mrs_numerics._warn import warn
 from mrs_numerics.solvers import parameterization
@@ -68,8 +69,14 @@ class NonFiniteError(FloatingPointError):
     """The network output (or the state) became NaN/Inf; says at which step and time."""
 
 
-class DivergenceError(NonFiniteError):
-    """The state diverged: a sample's RMS distance from μ exceeded ``DIVERGENCE_FACTOR``·Λ."""
+class DivergenceError(AdvisedError, NonFiniteError):
+    """The state diverged: a sample's RMS distance from μ exceeded ``DIVERGENCE_FACTOR``·Λ.
+
+    Its advice names ``allow_divergence`` (``--allow-divergence`` on the command line)."""
+
+
+class DivergenceWarning(RuntimeWarning):
+    """A diverged state returned because ``allow_divergence`` asked for it."""
 
 
 DIVERGENCE_FACTOR = 50.0
@@ -462,8 +469,10 @@ def _divergence(where: str, state, mu, max_sigma: float, allow_divergence: bool)
         "data form or more steps; otherwise check the model's prediction type and scale)"
     )
     if not allow_divergence:
-        raise DivergenceError(message + "; pass allow_divergence=True to get the state anyway")
-    warn(message + "; returning the state as asked (allow_divergence)", RuntimeWarning)
+        raise DivergenceError(
+            message, advice=Advice("allow_divergence", True, "to keep the diverged result anyway")
+        )
+    warn(message + "; returning the state as asked (allow_divergence)", DivergenceWarning)
 
 
 def check_model_output(out, seen: torch.Tensor, ev: Evaluation) -> torch.Tensor:
