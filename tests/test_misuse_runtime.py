@@ -182,12 +182,14 @@ def test_only_restore_and_benchmark_are_sharded(clean_launcher):
 
 
 def test_a_failure_on_one_process_is_reported_once_and_the_others_finish(tmp_path):
-    """b.png (not an image) fails on process 1, which owns it; process 0 writes a and c."""
+    """b.png (a cut PNG) fails on process 1, which owns it; process 0 writes a and c."""
     source = tmp_path / "in"
     source.mkdir()
     for name in ("a.png", "c.png"):
         write_image(source / name, torch.full((3, 16, 16), 0.5))
-    (source / "b.png").write_text("not an image")
+    # a PNG whose header reads but whose data is cut: it passes the check before the run and
+    # fails when its process decodes it
+    (source / "b.png").write_bytes((source / "a.png").read_bytes()[:60])
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node"]
     command += ["2", "-m", "mrs_numerics", "restore", str(source), "-o", str(tmp_path / "out")]
     command += ["--task", "denoise", "--nfe", "3", "-q", "--threads", "1"]
@@ -195,7 +197,8 @@ def test_a_failure_on_one_process_is_reported_once_and_the_others_finish(tmp_pat
     assert result.returncode != 0
     ours = [line for line in result.stderr.splitlines() if line.startswith("mrs-numerics")]
     assert len(ours) == 1 and "b.png" in ours[0], result.stderr[-3000:]
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "c.png"]
+    written = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert written == ["a.png", "c.png", "mrs-numerics-manifest.json"]
     # torchrun's own report of the exit statuses may follow; no frame of ours, no gloo error
     assert "mrs_numerics/" not in result.stderr.replace(str(source), "")
     assert "gloo" not in result.stderr.lower() and "DistBackendError" not in result.stderr

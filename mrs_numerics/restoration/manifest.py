@@ -25,11 +25,15 @@ import json
 import os
 from dataclasses import asdict, dataclass, field, is_dataclass
 from datetime import datetime, timezone
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import mrs_numerics
 from mrs_numerics._errors import Advice, InputError
 from mrs_numerics._files import write_text
+from mrs_numerics.models.registry import WEIGHTS_PACKAGE, available_models
+from mrs_numerics.models.tuned_grids import shipped_grid
 
 MANIFEST_NAME = "mrs-numerics-manifest.json"
 """The manifest's file name inside a folder restore's OUT."""
@@ -172,10 +176,8 @@ class Manifest:
 def run_record(command: str, device: str, batch_size: int, world: int = 1) -> dict:
     """The manifest's ``run``: package version, command line, start time (UTC), device, batch
     size and processes."""
-    from mrs_numerics import __version__
-
     return {
-        "package_version": __version__,
+        "package_version": mrs_numerics.__version__,
         "command": command,
         "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "device": device,
@@ -238,10 +240,6 @@ def network_identity(
 
 def shipped_weights(name: str) -> Path | None:
     """The weights file of shipped network ``name``, where it is a file on disk (else None)."""
-    from importlib import resources
-
-    from mrs_numerics.models.registry import WEIGHTS_PACKAGE, available_models
-
     info = available_models().get(name)
     if info is None:
         return None
@@ -251,8 +249,6 @@ def shipped_weights(name: str) -> Path | None:
 
 def tuned_grid_record(chosen, model_name: str, nfe: int) -> dict | None:
     """The record of the shipped tuned grid ``chosen`` runs on (None for a spacing)."""
-    from mrs_numerics.models.tuned_grids import shipped_grid
-
     if chosen.grid != "tuned" or not model_name:
         return None
     grid = shipped_grid(model_name, chosen.name, nfe)

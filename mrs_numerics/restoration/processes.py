@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
+from torch.distributed.distributed_c10d import _set_pg_timeout
 
 from mrs_numerics._launch import (
     RENDEZVOUS_TIMEOUT_VARIABLE,
@@ -211,8 +212,6 @@ def _wait_for_store(timeout: float) -> None:
 
 def _set_gather_timeout() -> None:
     """The group's collectives wait up to the gather timeout (a slow peer's share is fine)."""
-    from torch.distributed.distributed_c10d import _set_pg_timeout
-
     _set_pg_timeout(timedelta(seconds=gather_timeout()))
 
 
