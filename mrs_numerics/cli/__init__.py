@@ -98,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         with (
             signals_interrupt(),
-            one_line_warnings(command),
+            _one_line_warnings(command),
             torch_threads(thread_count(args.threads)),
         ):
             return args.run(args)
@@ -123,22 +123,25 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 @contextlib.contextmanager
-def one_line_warnings(command: str) -> Iterator[None]:
+def _one_line_warnings(command: str) -> Iterator[None]:
     """Within the body, a warning prints as one line, ``mrs-numerics COMMAND: warning: …``.
 
     Python's own format (file, line and source line of the warning) points into the package,
     which says nothing to a command-line user; the warning's class is kept in brackets so that
     it can still be looked up (e.g. ``InstabilityWarning`` subclasses, ``GridTransferWarning``).
-    Filters (``-W``, ``PYTHONWARNINGS``) apply as before.
+    Only the text changes (``warnings.formatwarning``): filters (``-W``, ``PYTHONWARNINGS``)
+    and recorders (``warnings.catch_warnings(record=True)``, ``pytest.warns``) work as before.
     """
 
-    def show(message, category, filename, lineno, file=None, line=None) -> None:
-        stream = sys.stderr if file is None else file
-        stream.write(f"mrs-numerics {command}: warning: {message} [{category.__name__}]\n")
+    def one_line(message, category, filename, lineno, line=None) -> str:
+        return f"mrs-numerics {command}: warning: {message} [{category.__name__}]\n"
 
-    with warnings.catch_warnings():
-        warnings.showwarning = show
+    previous = warnings.formatwarning
+    warnings.formatwarning = one_line
+    try:
         yield
+    finally:
+        warnings.formatwarning = previous
 
 
 def _report(command: str, kind: str, message: str, error: BaseException, status: int) -> int:
