@@ -172,3 +172,22 @@ def test_irsde_loss_is_the_reverse_step_mean_gap():
     gain = 2 * schedule.max_sigma**2 * float(schedule.Theta(t) - schedule.Theta(t - 1))
     gain /= float(schedule.sigma(t))
     assert abs(float(shifted) - gain) <= float(base) + 1e-6
+
+
+def test_verify_real_takes_a_network_in_irsde_format(tmp_path, monkeypatch):
+    """``--problem real`` builds its float64 PF-ODE start from an IR-SDE-format network."""
+    from mrs_numerics.models import registry
+    from mrs_numerics.verification import real_network
+
+    config = _tiny_irsde()
+    net, facts = train(config, tmp_path / "run", progress=False)
+    weights = export(net, config, facts, {"images": {}}, "tiny", tmp_path / "w", "train …")
+    shipped = registry.ShippedCheckpoint("tiny", str(weights), str(weights.with_suffix(".yml")))
+    monkeypatch.setattr(real_network, "shipped_checkpoints", lambda: {"tiny": shipped})
+    start = real_network.real_start("tiny", crop=8)
+    assert start.prediction == "noise" and start.schedule.T == 10
+    assert start.x_start.dtype == torch.float64 and float(start.t_start) > float(start.t_end)
+    out = start.model(start.x_start, start.t_start, start.mu)
+    assert out.dtype == torch.float64 and out.shape == start.x_start.shape
+    with pytest.raises(ValueError, match="unknown model 'nope'"):
+        real_network.check_real_model("nope")

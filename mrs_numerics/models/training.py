@@ -365,14 +365,13 @@ def check_device(device: str | torch.device) -> torch.device:
             f"device {str(device)!r} is not a device ({error}); allowed: cpu, cuda, cuda:N, mps",
             advice=Advice("device", "cpu"),
         ) from None
-    available = {
-        "cuda": ("CUDA", torch.cuda.is_available),
-        "mps": ("MPS", torch.backends.mps.is_available),
-    }
-    if resolved.type in available and not available[resolved.type][1]():
+    missing = {
+        "cuda": "CUDA" if not torch.cuda.is_available() else None,
+        "mps": "MPS" if not torch.backends.mps.is_available() else None,
+    }.get(resolved.type)
+    if missing is not None:
         raise InputError(
-            f"device {str(device)!r} asked for, but {available[resolved.type][0]} is not "
-            "available here",
+            f"device {str(device)!r} asked for, but {missing} is not available here",
             advice=Advice("device", "cpu"),
         )
     count = torch.cuda.device_count() if resolved.type == "cuda" else 0

@@ -90,8 +90,8 @@ def _network(model_name: str):
         shipped = checkpoints[model_name]
         irsde_net = load_irsde_checkpoint(shipped.weights, shipped.options).double()
         adapter = IRSDEAdapter(irsde_net)
-        schedule = irsde_schedule(shipped.options)
-        return adapter, "noise", schedule, str(shipped.facts.get("task", "denoise")), 1
+        table = irsde_schedule(shipped.options)
+        return adapter, "noise", table, str(shipped.facts.get("task", "denoise")), 1
     net, info = load_model(model_name)
     net = net.double()
     schedule = schedules.get(info.schedule, max_sigma=info.max_sigma)
