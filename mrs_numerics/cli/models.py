@@ -16,7 +16,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """List the shipped networks."""
     # imported here: the registry reads the weights index only when asked
-    from mrs_numerics.models.registry import available_models
+    from mrs_numerics.models.registry import available_models, shipped_checkpoints
     from mrs_numerics.models.tuned_grids import shipped_grids
 
     models = available_models()
@@ -42,4 +42,19 @@ def run(args: argparse.Namespace) -> int:
                 if g.heldout_fidelity_db is not None
             )
             say(f"  tuned grids for {variant} (NFE: held-out fidelity dB): {fidelities}")
+    for name, shipped in shipped_checkpoints().items():
+        facts = shipped.facts
+        say(f"{name}: IR-SDE format (ConditionalUNet), task {facts.get('task')}, noise prediction")
+        say(
+            f"  trained {facts.get('iterations')} iterations, {facts.get('seconds', 0):.0f} s on "
+            f"{facts.get('device')}"
+        )
+        say(f"  command: {facts.get('command')}")
+        heldout = facts.get("heldout", {})
+        for image, row in heldout.get("images", {}).items():
+            say(
+                f"  held-out {image}: {row['input_psnr']:.2f} dB → {row['restored_psnr']:.2f} dB "
+                f"({heldout.get('sampler')}, {heldout.get('nfe')} NFE)"
+            )
+        say(f"  restore --checkpoint {shipped.weights} --config {shipped.options}")
     return 0

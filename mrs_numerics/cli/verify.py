@@ -36,7 +36,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument(
-        "--model", metavar="NAME", help="shipped network of --problem real (default denoise-data)"
+        "--model",
+        metavar="NAME",
+        help=(
+            "shipped network of --problem real (default denoise-data; also a shipped network"
+            " in IR-SDE's format, such as denoise-irsde)"
+        ),
     )
     parser.add_argument(
         "--schedule", default="cosine", help="built-in or user schedule name (default: cosine)"
@@ -56,11 +61,11 @@ def run(args: argparse.Namespace) -> int:
     """Measure every order; exit 1 when one fails."""
     # imported here: the verification stack (scipy, matplotlib, the networks) is slow to load
     from mrs_numerics import schedules
-    from mrs_numerics.models.registry import available_model
     from mrs_numerics.solvers.registry import solver_info
     from mrs_numerics.verification.driver import run_verification
     from mrs_numerics.verification.oracles import builtin_problems
     from mrs_numerics.verification.real_network import PROBLEM as REAL_PROBLEM
+    from mrs_numerics.verification.real_network import check_real_model
     from mrs_numerics.verification.report import results_json, table, write_report
 
     level = "quick" if args.quick else "full" if args.full else "default"
@@ -74,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     if args.model is not None:
         if REAL_PROBLEM not in (args.problem or ()):
             raise ValueError(f"--model applies to --problem {REAL_PROBLEM} only")
-        available_model(args.model)
+        check_real_model(args.model)
     for solver_id in args.solver or ():
         solver_info(solver_id)
     schedule = schedules.get(args.schedule)

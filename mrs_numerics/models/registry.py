@@ -117,3 +117,48 @@ def shipped_network(task: str | None = None, name: str | None = None):
     if task is not None and info.task != task:
         raise ValueError(f"network {name!r} restores {info.task!r}, not {task!r}")
     return name, net, info
+
+
+CHECKPOINT_SUFFIX, OPTIONS_SUFFIX = ".pth", ".yml"
+"""A shipped network in IR-SDE's own format: ``NAME.pth`` (state dict) beside ``NAME.yml``."""
+
+
+@dataclass(frozen=True)
+class ShippedCheckpoint:
+    """A shipped network in IR-SDE's format (``mrs-numerics train --arch irsde --export``).
+
+    Attributes:
+        name: Its name (the files' stem).
+        weights: The ``.pth`` state dict (for ``restore --checkpoint``).
+        options: The option YAML in IR-SDE's layout (for ``restore --config``).
+        facts: The option file's ``mrs_numerics`` section: task, command, seed, iterations,
+            seconds, device, held-out PSNR.
+    """
+
+    name: str
+    weights: str
+    options: str
+    facts: dict = field(default_factory=dict)
+
+
+def shipped_checkpoints() -> dict[str, ShippedCheckpoint]:
+    """Every shipped IR-SDE-format network by name (pairs ``NAME.pth`` + ``NAME.yml``).
+
+    The paths are those of the installed package (``importlib.resources``; a wheel installs
+    them as files).
+    """
+    import yaml  # imported here: only this listing reads option files
+
+    root = resources.files(WEIGHTS_PACKAGE)
+    found = {}
+    for entry in root.iterdir():
+        if not entry.name.endswith(OPTIONS_SUFFIX):
+            continue
+        name = entry.name[: -len(OPTIONS_SUFFIX)]
+        weights = root / f"{name}{CHECKPOINT_SUFFIX}"
+        if not weights.is_file():
+            continue
+        options = yaml.safe_load(entry.read_text(encoding="utf-8"))
+        facts = options.get("mrs_numerics", {}) if isinstance(options, dict) else {}
+        found[name] = ShippedCheckpoint(name, str(weights), str(entry), dict(facts))
+    return dict(sorted(found.items()))

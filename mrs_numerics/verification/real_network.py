@@ -29,8 +29,10 @@ import torch
 from mrs_numerics import schedules
 from mrs_numerics.imaging.degradations import degrade
 from mrs_numerics.imaging.photos import center_crop, load_photo
-from mrs_numerics.models.registry import load_model
+from mrs_numerics.models.checkpoints import irsde_schedule, load_irsde_checkpoint
+from mrs_numerics.models.registry import available_models, load_model, shipped_checkpoints
 from mrs_numerics.schedules.protocol import Schedule
+from mrs_numerics.solvers.adapters import IRSDEAdapter
 from mrs_numerics.solvers.protocols import Model
 from mrs_numerics.verification.studies import lam_range
 
@@ -58,17 +60,52 @@ class RealStart:
     t_end: torch.Tensor
 
 
-def real_start(model_name: str = DEFAULT_MODEL, crop: int = CROP, seed: int = 0) -> RealStart:
-    """The shipped network ``model_name`` in float64 and its start state (see the module)."""
+def real_models() -> list[str]:
+    """The networks ``--problem real`` can study: the shipped UNets and the shipped networks in
+    IR-SDE's format ([`shipped_checkpoints`][mrs_numerics.models.registry.shipped_checkpoints])."""
+    return sorted([*available_models(), *shipped_checkpoints()])
+
+
+def check_real_model(name: str) -> str:
+    """``name`` if ``--problem real`` can study it; else one line naming the choices."""
+    known = real_models()
+    if name not in known:
+        raise ValueError(
+            f"unknown model {name!r} for the problem {PROBLEM!r}; shipped: {', '.join(known)}"
+        )
+    return name
+
+
+def _network(model_name: str):
+    """(float64 model(x, t, mu), prediction, schedule, task) of a shipped network.
+
+    A network in IR-SDE's format is loaded through its option file and fed the table index
+    (unrounded: the sampler's fractional times) through
+    [`IRSDEAdapter`][mrs_numerics.solvers.adapters.IRSDEAdapter]; on its table schedule
+    t(λ) is only piecewise smooth (Θ is linear between indices), so the PF-ODE's right-hand
+    side is kinked in λ at every index and orders above 1 need not show.
+    """
+    checkpoints = shipped_checkpoints()
+    if model_name in checkpoints:
+        shipped = checkpoints[model_name]
+        irsde_net = load_irsde_checkpoint(shipped.weights, shipped.options).double()
+        adapter = IRSDEAdapter(irsde_net)
+        table = irsde_schedule(shipped.options)
+        return adapter, "noise", table, str(shipped.facts.get("task", "denoise")), 1
     net, info = load_model(model_name)
     net = net.double()
-    multiple = net.required_multiple
+    schedule = schedules.get(info.schedule, max_sigma=info.max_sigma)
+    return net, info.prediction, schedule, info.task, net.required_multiple
+
+
+def real_start(model_name: str = DEFAULT_MODEL, crop: int = CROP, seed: int = 0) -> RealStart:
+    """The shipped network ``model_name`` in float64 and its start state (see the module)."""
+    net, prediction, schedule, task, multiple = _network(check_real_model(model_name))
     if crop < multiple or crop % multiple:
         raise ValueError(f"crop must be a positive multiple of {multiple}, got {crop}")
-    schedule = schedules.get(info.schedule, max_sigma=info.max_sigma)
     generator = torch.Generator().manual_seed(seed)
     clean = center_crop(load_photo(PHOTO), crop).to(torch.float64).unsqueeze(0)
-    mu = degrade(info.task, clean, generator).to(torch.float64)
+    mu = degrade(task, clean, generator).to(torch.float64)
     lam_start, lam_end = lam_range(schedule)
     t_start = schedule.t_of_lam(torch.tensor(lam_start, dtype=torch.float64))
     t_end = schedule.t_of_lam(torch.tensor(lam_end, dtype=torch.float64))
@@ -81,4 +118,4 @@ def real_start(model_name: str = DEFAULT_MODEL, crop: int = CROP, seed: int = 0)
             return net(x, t, mu)
 
     name = f"{PROBLEM}:{model_name}"
-    return RealStart(name, model, info.prediction, schedule, mu, x_start, t_start, t_end)
+    return RealStart(name, model, prediction, schedule, mu, x_start, t_start, t_end)
