@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 
 import torch
+import yaml
 
 from mrs_numerics.imaging.degradations import task as known_task
 from mrs_numerics.models.input_files import STATE_DICT, load_torch_file
@@ -147,8 +148,6 @@ def shipped_checkpoints() -> dict[str, ShippedCheckpoint]:
     The paths are those of the installed package (``importlib.resources``; a wheel installs
     them as files).
     """
-    import yaml  # imported here: only this listing reads option files
-
     root = resources.files(WEIGHTS_PACKAGE)
     found = {}
     for entry in root.iterdir():

@@ -478,8 +478,10 @@ def irsde_loss(net, schedule: DiscreteSchedule, x0, mu, index, eps):
     Args:
         net: ``net(x_t, μ, index) -> ε̂``.
         schedule: IR-SDE's tables (time = index).
-        x0, mu, eps: Clean crops, their degradations and the noise, ``[batch, C, H, W]``.
+        x0: Clean crops ``[batch, C, H, W]``.
+        mu: Their degradations, shaped like ``x0``.
         index: Integer indices ``[batch]`` in 1 … T.
+        eps: The noise, shaped like ``x0``.
 
     Returns:
         The mean absolute difference between m̂ (the reverse-SDE step mean with the network's
