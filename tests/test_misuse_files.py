@@ -203,7 +203,7 @@ def test_exported_weights_are_not_replaced_unasked(tmp_path):
     folder = tmp_path / "weights"
     export(net, config, facts, {}, "mine", folder, "train")
     before = file_sha256(folder / "mine.pt")
-    with pytest.raises(OutputExistsError, match=r"weights .*mine\.pt exists"):
+    with pytest.raises(OutputExistsError, match=r"exported network .*mine\.pt exists"):
         export(net, config, facts, {}, "mine", folder, "train")
     assert file_sha256(folder / "mine.pt") == before
     export(net, config, facts, {}, "mine", folder, "train", overwrite=True)
